@@ -1,0 +1,322 @@
+"""``VideoLoader``: dataset index -> seeded clip sampler -> DALI pipeline -> torch, no copy."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .handoff import to_torch
+from .index import VideoIndex, read_index
+from .pipeline import DTYPES, build_pipeline
+from .probe import VideoInfo, probe_videos
+from .recipes import load_recipe
+from .sampling import LAST_BATCH_POLICIES, ClipConfig, ClipSampler
+
+log = logging.getLogger(__name__)
+
+CPU_CODECS = ("vp8", "vp9", "mjpeg")
+SAMPLINGS = ("window", "segment")
+
+
+def _default_shard() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _resolve_device(device: str) -> str:
+    if device == "auto":
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "gpu"):
+        raise ValueError(f"device={device!r} must be 'cpu', 'gpu' or 'auto'")
+    if device == "gpu" and not torch.cuda.is_available():
+        raise ValueError("device='gpu' but no CUDA device is visible; use device='cpu'")
+    return device
+
+
+class VideoLoader:
+    """Batches of clips as torch tensors: video (N, C, T, H, W) normalized, target (N,) int64.
+
+    ``source`` is a folder-per-class directory, an index file (see ``read_index``) or a list of
+    (path, label) pairs. ``recipe`` names a protocol in ``pipelines/`` whose fields are the
+    defaults; keyword arguments override them. Each epoch visits every video of this shard
+    once (``train=True``: one random clip; ``train=False``: ``test_clips`` x ``test_crops``
+    deterministic views). Iterating continues the current epoch where it stopped; a finished
+    epoch advances to the next.
+    """
+
+    def __init__(
+        self,
+        source: str | Path | list[tuple[str | Path, int | str]],
+        *,
+        recipe: str = "kinetics",
+        device: str = "auto",
+        train: bool = True,
+        batch_size: int | None = None,
+        num_frames: int | None = None,
+        stride: int | None = None,
+        crop_size: int | None = None,
+        sampling: str | None = None,
+        flip: bool | None = None,
+        scale: tuple[float, float] | None = None,
+        ratio: tuple[float, float] | None = None,
+        mean: tuple[float, float, float] | None = None,
+        std: tuple[float, float, float] | None = None,
+        eval_short_side: int | None = None,
+        test_clips: int | None = None,
+        test_crops: int | None = None,
+        dtype: str = "float32",
+        seed: int = 0,
+        shard_id: int | None = None,
+        num_shards: int | None = None,
+        last_batch: str | None = None,
+        num_threads: int = 2,
+        prefetch: int = 2,
+        return_index: bool = False,
+        fmt: str | None = None,
+        root: str | Path | None = None,
+        progress: bool = True,
+    ) -> None:
+        settings = load_recipe(recipe)
+        overrides = {
+            "batch_size": batch_size,
+            "num_frames": num_frames,
+            "stride": stride,
+            "crop_size": crop_size,
+            "sampling": sampling,
+            "flip": flip,
+            "scale": scale,
+            "ratio": ratio,
+            "mean": mean,
+            "std": std,
+            "eval_short_side": eval_short_side,
+            "test_clips": test_clips,
+            "test_crops": test_crops,
+        }
+        settings.update({k: v for k, v in overrides.items() if v is not None})
+        self.settings = settings
+        if shard_id is None and num_shards is None:
+            shard_id, num_shards = _default_shard()
+        elif shard_id is None or num_shards is None:
+            raise ValueError("shard_id and num_shards must be given together")
+        last_batch = last_batch or ("drop" if train else "partial")
+        self._validate(settings, dtype, shard_id, num_shards, last_batch, num_threads, prefetch)
+        self.device = _resolve_device(device)
+        self.train = train
+        self.dtype = dtype
+        self.seed = seed
+        self.num_threads = num_threads
+        self.prefetch = prefetch
+        self.return_index = return_index
+
+        self.index: VideoIndex = read_index(source, fmt=fmt, root=root)
+        self.classes = self.index.classes
+        self.skipped: list[tuple[Path, str]] = [(p, "file not found") for p in self.index.missing]
+        self.entries, videos = self._usable_entries(progress)
+
+        self.sampler = ClipSampler(
+            videos,
+            ClipConfig(
+                train=train,
+                num_frames=settings["num_frames"],
+                stride=settings["stride"],
+                sampling=settings["sampling"],
+                crop_size=settings["crop_size"],
+                scale=tuple(settings["scale"]),
+                ratio=tuple(settings["ratio"]),
+                flip=settings["flip"] and train,
+                eval_short_side=settings["eval_short_side"],
+                test_clips=settings["test_clips"],
+                test_crops=settings["test_crops"],
+            ),
+            batch_size=settings["batch_size"],
+            shard_id=shard_id,
+            num_shards=num_shards,
+            last_batch=last_batch,
+            seed=seed,
+        )
+        if self.sampler.num_batches == 0:
+            raise ValueError(
+                f"batch_size={settings['batch_size']} is larger than the "
+                f"{self.sampler.per_shard} clips of shard {shard_id} with last_batch='drop'; "
+                "lower batch_size or use last_batch='partial'"
+            )
+        self.epoch = 0
+        self.step = 0
+        self._pipe = None
+        self._fed: deque[tuple[int, int]] = deque()
+
+    @staticmethod
+    def _validate(settings, dtype, shard_id, num_shards, last_batch, num_threads, prefetch):
+        for name in ("batch_size", "num_frames", "stride", "crop_size", "eval_short_side"):
+            if not isinstance(settings[name], int) or settings[name] < 1:
+                raise ValueError(f"{name}={settings[name]!r} must be an integer >= 1")
+        for name in ("test_clips", "test_crops"):
+            if not isinstance(settings[name], int) or settings[name] < 1:
+                raise ValueError(f"{name}={settings[name]!r} must be an integer >= 1")
+        if settings["test_crops"] not in (1, 3):
+            raise ValueError(f"test_crops={settings['test_crops']} must be 1 or 3")
+        if settings["sampling"] not in SAMPLINGS:
+            raise ValueError(f"sampling={settings['sampling']!r} must be one of {SAMPLINGS}")
+        if settings["sampling"] == "segment" and settings["test_clips"] != 1:
+            raise ValueError("test_clips must be 1 with sampling='segment' (one view per bin)")
+        lo, hi = settings["scale"]
+        if not 0 < lo <= hi <= 1:
+            raise ValueError(f"scale={settings['scale']!r} must satisfy 0 < min <= max <= 1")
+        lo, hi = settings["ratio"]
+        if not 0 < lo <= hi:
+            raise ValueError(f"ratio={settings['ratio']!r} must satisfy 0 < min <= max")
+        for name in ("mean", "std"):
+            if len(settings[name]) != 3:
+                raise ValueError(f"{name}={settings[name]!r} must have 3 values (R, G, B)")
+        if min(settings["std"]) <= 0:
+            raise ValueError(f"std={settings['std']!r} must be positive")
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype={dtype!r} must be one of {', '.join(DTYPES)}")
+        if num_shards < 1 or not 0 <= shard_id < num_shards:
+            raise ValueError(f"shard_id={shard_id} must be in [0, num_shards={num_shards})")
+        if last_batch not in LAST_BATCH_POLICIES:
+            raise ValueError(f"last_batch={last_batch!r} must be one of {LAST_BATCH_POLICIES}")
+        if num_threads < 1:
+            raise ValueError(f"num_threads={num_threads} must be >= 1")
+        if prefetch < 1:
+            raise ValueError(f"prefetch={prefetch} must be >= 1")
+
+    def _usable_entries(self, progress: bool):
+        """Probe every indexed file; keep the decodable ones, list the rest in ``skipped``."""
+        infos = probe_videos([e.path for e in self.index.entries], progress=progress)
+        entries, videos = [], []
+        for entry, info in zip(self.index.entries, infos):
+            reason = self._unusable_reason(entry, info)
+            if reason:
+                self.skipped.append((entry.path, reason))
+                continue
+            first = entry.start or 0
+            last = info.num_frames if entry.end is None else min(entry.end, info.num_frames)
+            entries.append(entry)
+            videos.append((last - first, info.height, info.width, first))
+        if self.skipped:
+            reasons = "; ".join(f"{p}: {r}" for p, r in self.skipped[:5])
+            log.warning(
+                "skipped %d of %d indexed videos (first: %s)",
+                len(self.skipped),
+                len(self.skipped) + len(entries),
+                reasons,
+            )
+        if not entries:
+            reasons = "\n".join(f"  {p}: {r}" for p, r in self.skipped[:20])
+            raise ValueError(f"no usable videos in {self.index.source}:\n{reasons}")
+        return entries, videos
+
+    def _unusable_reason(self, entry, info: VideoInfo | Exception) -> str | None:
+        if isinstance(info, Exception):
+            return str(info)
+        if self.device == "cpu" and info.codec not in CPU_CODECS:
+            return (
+                f"codec {info.codec} cannot be decoded by DALI's CPU backend (VP8, VP9, MJPEG "
+                "only); use device='gpu' or transcode to VP9 (ffmpeg -i IN -c:v libvpx-vp9 OUT)"
+            )
+        first = entry.start or 0
+        if entry.end is not None and entry.end <= first:
+            return f"frame range [{first}, {entry.end}) is empty"
+        if first >= info.num_frames:
+            return f"start frame {first} is past the video's {info.num_frames} frames"
+        return None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def __len__(self) -> int:
+        """Batches per epoch for this shard."""
+        return self.sampler.num_batches
+
+    def _source(self):
+        """Host side of the pipeline: the next batch's bytes, frames, windows and labels.
+
+        An endless stream (epoch after epoch) starting at the loader's position; DALI runs
+        ``prefetch`` batches ahead of the consumer.
+        """
+        epoch, step = self.epoch, self.step
+        while True:
+            clips = self.sampler.batch(epoch, step)
+            self._fed.append((epoch, step))
+            encoded = []
+            for clip in clips:
+                path = self.entries[clip.item].path
+                try:
+                    encoded.append(np.fromfile(path, dtype=np.uint8))
+                except OSError as exc:
+                    raise RuntimeError(f"cannot read {path}: {exc.strerror or exc}") from exc
+            yield (
+                encoded,
+                [c.frames for c in clips],
+                [c.roi_start for c in clips],
+                [c.roi_end for c in clips],
+                [np.array(self.entries[c.item].label, np.int64) for c in clips],
+                [np.array(c.item, np.int64) for c in clips],
+            )
+            step += 1
+            if step == self.sampler.num_batches:
+                epoch, step = epoch + 1, 0
+
+    def _build(self):
+        stream = self._source()
+        s = self.settings
+        device_id = torch.cuda.current_device() if self.device == "gpu" else None
+        self._fed.clear()
+        self._pipe = build_pipeline(
+            lambda: next(stream),
+            device=self.device,
+            batch_size=s["batch_size"],
+            crop_size=s["crop_size"],
+            mean=s["mean"],
+            std=s["std"],
+            dtype=self.dtype,
+            num_threads=self.num_threads,
+            prefetch=self.prefetch,
+            device_id=device_id,
+            seed=self.seed,
+        )
+
+    def _files_of(self, epoch: int, step: int) -> list[str]:
+        return [str(self.entries[c.item].path) for c in self.sampler.batch(epoch, step)]
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        if self._pipe is None:
+            self._build()
+        while self.step < len(self):
+            try:
+                video, label, index = self._pipe.run()
+            except Exception as exc:
+                epoch, step = self._fed[0] if self._fed else (self.epoch, self.step)
+                files = ", ".join(self._files_of(epoch, step))
+                self._pipe = None
+                raise RuntimeError(
+                    f"the pipeline failed on batch {step} of epoch {epoch} (files: {files}): "
+                    f"{exc}"
+                ) from exc
+            self._fed.popleft()
+            self.step += 1
+            out = (to_torch(video), to_torch(label))
+            yield out + (to_torch(index),) if self.return_index else out
+        self.epoch, self.step = self.epoch + 1, 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """Position of the consumer: the next batch to be yielded."""
+        return {"epoch": self.epoch, "step": self.step, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state``: the next batches equal those of an uninterrupted run."""
+        if state["seed"] != self.seed:
+            raise ValueError(f"state seed {state['seed']} differs from the loader's {self.seed}")
+        if not 0 <= state["step"] < len(self):
+            raise ValueError(f"state step {state['step']} outside 0..{len(self) - 1}")
+        self.epoch, self.step = state["epoch"], state["step"]
+        self._pipe = None

@@ -1,0 +1,83 @@
+"""The one DALI graph: decode -> crop/flip/resize -> (mix) -> normalize -> NCTHW.
+
+The CPU and GPU pipelines are the same graph with a different ``device``; the CPU one is what
+the tests exercise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from nvidia.dali import fn, pipeline_def, types
+from nvidia.dali.pipeline import Pipeline
+
+DTYPES = {"float32": types.FLOAT, "float16": types.FLOAT16}
+
+# What the host-side source yields per batch, in this order (one array per sample each):
+SOURCE_OUTPUTS = ("encoded", "frames", "roi_start", "roi_end", "label", "index")
+
+
+def build_pipeline(
+    source: Callable[[], Sequence[list[np.ndarray]]],
+    *,
+    device: str,
+    batch_size: int,
+    crop_size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    dtype: str = "float32",
+    num_threads: int = 2,
+    prefetch: int = 2,
+    device_id: int | None = None,
+    seed: int = 0,
+) -> Pipeline:
+    """Build (and return, built) the video pipeline.
+
+    ``source()`` returns the next batch as lists of per-sample arrays named by
+    ``SOURCE_OUTPUTS``: encoded file bytes (uint8), frame indices (T,) int32, ROI start and
+    end (y, x) float32 in input pixels (x reversed for a flip), label int64 and dataset index
+    int64. Outputs: video (N, C, T, crop, crop) ``dtype`` normalized with ``mean``/``std``
+    (0..255 units), label (N,) int64, index (N,) int64.
+    """
+    if device not in ("cpu", "gpu"):
+        raise ValueError(f"device={device!r} must be 'cpu' or 'gpu'")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype={dtype!r} must be one of {', '.join(DTYPES)}")
+    decoder_device = "mixed" if device == "gpu" else "cpu"
+
+    @pipeline_def(
+        batch_size=batch_size,
+        num_threads=num_threads,
+        device_id=device_id if device == "gpu" else None,
+        prefetch_queue_depth=prefetch,
+        seed=seed,
+        exec_dynamic=True,
+    )
+    def video_pipeline():
+        encoded, frames, roi_start, roi_end, label, index = fn.external_source(
+            source=source, num_outputs=len(SOURCE_OUTPUTS), batch=True
+        )
+        video = fn.decoders.video(encoded, device=decoder_device, frames=frames)
+        video = fn.resize(
+            video,
+            device=device,
+            roi_start=roi_start,
+            roi_end=roi_end,
+            roi_relative=False,
+            size=[crop_size, crop_size],
+        )
+        # Batch mixing plugs in here: the whole batch, after the crop, (T, H, W, C) uint8.
+        video = fn.crop_mirror_normalize(
+            video,
+            device=device,
+            dtype=DTYPES[dtype],
+            output_layout="CFHW",
+            mean=list(mean),
+            std=list(std),
+        )
+        return video, label, index
+
+    pipe = video_pipeline()
+    pipe.build()
+    return pipe

@@ -1,0 +1,220 @@
+"""The loader's seeded sampler: epoch order, sharding, clip frame indices and crop windows.
+
+Everything random about a clip is drawn here, on the host, from ``SeedSequence([seed, epoch,
+position])`` where ``position`` is the clip's place in the epoch's global order. So a clip's
+frames and crop do not depend on the batch size, the shard layout or the device, and any point
+of a run can be reproduced (resume) from ``(epoch, step)`` alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+LAST_BATCH_POLICIES = ("drop", "partial")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One output sample: which video, which frames, which window of the frame.
+
+    ``roi_start``/``roi_end`` are (y, x) in input pixels, ends exclusive; a flip is expressed by
+    swapping the x coordinates (DALI's resize mirrors a reversed ROI).
+    """
+
+    item: int
+    view: int
+    frames: np.ndarray  # (T,) int32, frame indices into the file
+    roi_start: np.ndarray  # (2,) float32
+    roi_end: np.ndarray  # (2,) float32
+
+
+def window_frames(num_frames: int, length: int, stride: int, start: int) -> np.ndarray:
+    """``length`` frames from ``start`` every ``stride``; past the end the last frame repeats."""
+    idx = start + stride * np.arange(length)
+    return np.minimum(idx, num_frames - 1).astype(np.int32)
+
+
+def random_window_start(rng: np.random.Generator, num_frames: int, span: int) -> int:
+    """Uniform start of a ``span``-frame window, every start from 0 to n - span included."""
+    return int(rng.integers(0, max(num_frames - span, 0) + 1))
+
+
+def uniform_window_starts(num_frames: int, span: int, num_clips: int) -> np.ndarray:
+    """Starts of ``num_clips`` windows spread evenly over the video (a centred one for 1)."""
+    last = max(num_frames - span, 0)
+    if num_clips == 1:
+        return np.array([last // 2])
+    return np.round(np.linspace(0, last, num_clips)).astype(np.int64)
+
+
+def segment_frames(
+    num_frames: int, length: int, rng: np.random.Generator | None
+) -> np.ndarray:
+    """SSv2 sampling (Appendix C): ``length`` equal bins, one frame per bin.
+
+    A random frame of each bin with ``rng``, the bin's middle frame without.
+    """
+    edges = np.linspace(0, num_frames, length + 1)
+    lo = np.floor(edges[:-1]).astype(np.int64)
+    hi = np.maximum(np.floor(edges[1:]).astype(np.int64), lo + 1)
+    if rng is None:
+        idx = (lo + hi - 1) // 2
+    else:
+        idx = rng.integers(lo, hi)
+    return np.minimum(idx, num_frames - 1).astype(np.int32)
+
+
+def random_resized_crop(
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+) -> tuple[float, float, float, float]:
+    """A window (y0, x0, y1, x1) covering ``scale`` of the area with aspect ``ratio`` (w/h).
+
+    Ten tries as in Inception-style cropping; then the largest centred window whose aspect is
+    clamped into ``ratio``.
+    """
+    area = height * width
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        target = area * rng.uniform(scale[0], scale[1])
+        aspect = math.exp(rng.uniform(*log_ratio))
+        w = math.sqrt(target * aspect)
+        h = math.sqrt(target / aspect)
+        if w <= width and h <= height:
+            y0 = rng.uniform(0, height - h)
+            x0 = rng.uniform(0, width - w)
+            return y0, x0, y0 + h, x0 + w
+    aspect = min(max(width / height, ratio[0]), ratio[1])
+    w, h = (height * aspect, height) if width / height > aspect else (width, width / aspect)
+    y0, x0 = (height - h) / 2, (width - w) / 2
+    return y0, x0, y0 + h, x0 + w
+
+
+def eval_crop(
+    height: int, width: int, crop_size: int, short_side: int, index: int, num_crops: int
+) -> tuple[float, float, float, float]:
+    """Test-time window: the frame scaled to ``short_side``, a square ``crop_size`` crop.
+
+    ``num_crops`` crops are spread along the longer side (1: centre; 3: start, centre, end).
+    """
+    side = min(crop_size * min(height, width) / short_side, height, width)
+    along = np.linspace(0, 1, num_crops)[index] if num_crops > 1 else 0.5
+    if width >= height:
+        y0, x0 = (height - side) / 2, along * (width - side)
+    else:
+        y0, x0 = along * (height - side), (width - side) / 2
+    return y0, x0, y0 + side, x0 + side
+
+
+@dataclass(frozen=True)
+class ClipConfig:
+    """How clips are cut: the recipe's sampling fields plus train/eval."""
+
+    train: bool
+    num_frames: int
+    stride: int
+    sampling: str  # "window" | "segment"
+    crop_size: int
+    scale: tuple[float, float]
+    ratio: tuple[float, float]
+    flip: bool
+    eval_short_side: int
+    test_clips: int
+    test_crops: int
+
+    @property
+    def views_per_video(self) -> int:
+        return 1 if self.train else self.test_clips * self.test_crops
+
+
+class ClipSampler:
+    """Per-epoch order, this shard's share of it, and each clip's frames and window.
+
+    ``videos`` is a list of (num_frames, height, width, first_frame) per usable video;
+    ``first_frame`` offsets clips of entries that start inside the file.
+    """
+
+    def __init__(
+        self,
+        videos: list[tuple[int, int, int, int]],
+        config: ClipConfig,
+        *,
+        batch_size: int,
+        shard_id: int,
+        num_shards: int,
+        last_batch: str,
+        seed: int,
+    ) -> None:
+        self.videos = videos
+        self.config = config
+        self.batch_size = batch_size
+        self.shard_id = shard_id
+        self.num_shards = num_shards
+        self.last_batch = last_batch
+        self.seed = seed
+        self.num_items = len(videos) * config.views_per_video
+        self.per_shard = math.ceil(self.num_items / num_shards)
+        full, rest = divmod(self.per_shard, batch_size)
+        self.num_batches = full + (1 if rest and last_batch == "partial" else 0)
+        # The epoch order is padded by wrapping around to a multiple of num_shards (so every
+        # shard has the same count), then dealt out round-robin: shard s takes global
+        # positions s, s + num_shards, ...
+        padded = np.arange(self.per_shard * num_shards) % self.num_items
+        self.positions = padded[shard_id::num_shards]
+
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        """Item id at each global position of ``epoch`` (a permutation when training)."""
+        if not self.config.train:
+            return np.arange(self.num_items)
+        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, epoch])))
+        return rng.permutation(self.num_items)
+
+    def batch(self, epoch: int, step: int) -> list[Clip]:
+        """The clips of batch ``step`` (0-based) of ``epoch`` on this shard."""
+        if not 0 <= step < self.num_batches:
+            raise IndexError(f"step {step} outside 0..{self.num_batches - 1}")
+        positions = self.positions[step * self.batch_size :][: self.batch_size]
+        order = self.epoch_order(epoch)
+        return [self.clip(epoch, int(p), int(order[p])) for p in positions]
+
+    def clip(self, epoch: int, position: int, item: int) -> Clip:
+        """Draw (train) or enumerate (eval) the frames and window of one item."""
+        cfg = self.config
+        video, view = divmod(item, cfg.views_per_video)
+        num_frames, height, width, first = self.videos[video]
+        span = (cfg.num_frames - 1) * cfg.stride + 1
+        if cfg.train:
+            rng = np.random.Generator(
+                np.random.PCG64(np.random.SeedSequence([self.seed, epoch, position]))
+            )
+            if cfg.sampling == "segment":
+                frames = segment_frames(num_frames, cfg.num_frames, rng)
+            else:
+                start = random_window_start(rng, num_frames, span)
+                frames = window_frames(num_frames, cfg.num_frames, cfg.stride, start)
+            y0, x0, y1, x1 = random_resized_crop(rng, height, width, cfg.scale, cfg.ratio)
+            if cfg.flip and rng.random() < 0.5:
+                x0, x1 = x1, x0
+        else:
+            clip_index, crop_index = divmod(view, cfg.test_crops)
+            if cfg.sampling == "segment":
+                frames = segment_frames(num_frames, cfg.num_frames, None)
+            else:
+                start = uniform_window_starts(num_frames, span, cfg.test_clips)[clip_index]
+                frames = window_frames(num_frames, cfg.num_frames, cfg.stride, int(start))
+            y0, x0, y1, x1 = eval_crop(
+                height, width, cfg.crop_size, cfg.eval_short_side, crop_index, cfg.test_crops
+            )
+        return Clip(
+            item=video,
+            view=view,
+            frames=(frames + first).astype(np.int32),
+            roi_start=np.array([y0, x0], np.float32),
+            roi_end=np.array([y1, x1], np.float32),
+        )

@@ -299,8 +299,7 @@ class VideoLoader:
                 files = ", ".join(self._files_of(epoch, step))
                 self._pipe = None
                 raise RuntimeError(
-                    f"the pipeline failed on batch {step} of epoch {epoch} (files: {files}): "
-                    f"{exc}"
+                    f"the pipeline failed on batch {step} of epoch {epoch} (files: {files}): {exc}"
                 ) from exc
             self._fed.popleft()
             self.step += 1

@@ -40,6 +40,7 @@ def load_recipe(name: str) -> dict[str, Any]:
     missing = set(RECIPE_KEYS) - set(recipe)
     if unknown or missing:
         raise ValueError(
-            f"recipe {name!r} is malformed: unknown keys {sorted(unknown)}, missing {sorted(missing)}"
+            f"recipe {name!r} is malformed: unknown keys {sorted(unknown)}, "
+            f"missing keys {sorted(missing)}"
         )
     return recipe

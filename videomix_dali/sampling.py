@@ -50,9 +50,7 @@ def uniform_window_starts(num_frames: int, span: int, num_clips: int) -> np.ndar
     return np.round(np.linspace(0, last, num_clips)).astype(np.int64)
 
 
-def segment_frames(
-    num_frames: int, length: int, rng: np.random.Generator | None
-) -> np.ndarray:
+def segment_frames(num_frames: int, length: int, rng: np.random.Generator | None) -> np.ndarray:
     """SSv2 sampling (Appendix C): ``length`` equal bins, one frame per bin.
 
     A random frame of each bin with ``rng``, the bin's middle frame without.

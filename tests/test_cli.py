@@ -1,0 +1,30 @@
+"""The main job streams real batches and reports its rate; bad input exits with a clear message."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from videos import ramp_video, write_video
+
+from videomix_dali.cli import main
+
+
+def test_stream_reports_every_clip_of_each_epoch(tmp_path, capsys):
+    for c in range(2):
+        for v in range(5):
+            write_video(tmp_path / f"class{c}" / f"{v}.webm", ramp_video(20, 40, 48, v))
+    main(["stream", "--data", str(tmp_path), "--device", "cpu", "--epochs", "2",
+          "--batch-size", "4"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert "10 videos, 2 classes, 2 batches per epoch on cpu" in out
+    rates = re.findall(
+        r"epoch (\d): 8 clips in [\d.]+ s = ([\d.]+) clips/s \(batch \(4, 3, 8, 112, 112\)", out
+    )
+    assert [epoch for epoch, _ in rates] == ["0", "1"]
+    assert all(float(rate) > 0 for _, rate in rates)
+
+
+def test_stream_on_a_missing_folder_names_it(tmp_path):
+    with pytest.raises(SystemExit, match=str(tmp_path / "nowhere")):
+        main(["stream", "--data", str(tmp_path / "nowhere"), "--device", "cpu"])

@@ -1,0 +1,737 @@
+"""Dataset index readers: a dataset's own annotation format -> a list of (path, label) entries.
+
+Supported formats (``fmt``):
+
+``folder``
+    A directory with one sub-folder per class (sorted by name); every file with a video
+    extension inside it, recursively, is a sample.
+``file_list``
+    DALI's ``file_list``: lines ``path label [start end]``, whitespace-separated. ``start`` and
+    ``end`` are frame numbers, ``[start, end)`` (for DALI's video reader pass
+    ``file_list_format="frames"`` and ``file_list_include_end=False``).
+``kinetics_csv``
+    The Kinetics CSV (``label,youtube_id,time_start,time_end[,split]``); videos at
+    ``root/<label>/<youtube_id>_<time_start:06d>_<time_end:06d>.<ext>``, the layout the Kinetics
+    downloaders write.
+``ssv2_json``
+    Something-Something-V2's ``train.json`` / ``validation.json`` plus ``labels.json`` beside it;
+    videos at ``root/<id>.webm``.
+``ucf101``
+    UCF-101's ``trainlist0N.txt`` / ``testlist0N.txt`` plus ``classInd.txt`` beside them.
+``hmdb51``
+    HMDB-51's ``<class>_test_split<N>.txt`` files (one file, or the folder of them).
+``pairs``
+    A Python list of ``(path, label)`` pairs, label an int or a class name.
+
+Every reader is strict: malformed rows, unknown classes and bad labels raise a ``ValueError``
+naming the file and the 1-based line; files named by the index but absent on disk are collected
+in :attr:`VideoIndex.missing` and reported with one warning, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "FORMATS",
+    "VIDEO_EXTENSIONS",
+    "VideoEntry",
+    "VideoIndex",
+    "read_index",
+]
+
+VIDEO_EXTENSIONS: tuple[str, ...] = (".webm", ".mp4", ".mkv", ".avi", ".mov", ".m4v")
+FORMATS: tuple[str, ...] = (
+    "folder",
+    "file_list",
+    "kinetics_csv",
+    "ssv2_json",
+    "ucf101",
+    "hmdb51",
+    "pairs",
+)
+
+_UCF_LIST_RE = re.compile(r"^(train|test)list\d*\.txt$", re.IGNORECASE)
+_HMDB_SPLIT_RE = re.compile(r"^(?P<cls>.+)_test_split(?P<num>[123])\.txt$")
+_HMDB_SPLIT_ARG_RE = re.compile(r"^(?P<part>train|test|unused)(?P<num>[123])?$")
+_HMDB_TAGS = {"train": "1", "test": "2", "unused": "0"}
+_SSV2_BRACKETS_RE = re.compile(r"\[([^\]]*)\]")
+_MAX_LISTED = 5
+_INT_RE = re.compile(r"[+-]?[0-9]+")
+
+
+@dataclass(frozen=True)
+class VideoEntry:
+    """One sample of an index.
+
+    ``start``/``end`` are optional frame numbers (``[start, end)``) from a DALI ``file_list``.
+    """
+
+    path: Path
+    label: int
+    start: int | None = None
+    end: int | None = None
+
+
+@dataclass
+class VideoIndex:
+    """The result of :func:`read_index`.
+
+    ``entries`` only holds files that exist; files the index names but that are absent on disk
+    are in ``missing``. ``classes[i]`` is the name of class id ``i``.
+    """
+
+    entries: list[VideoEntry]
+    classes: list[str]
+    missing: list[Path] = field(default_factory=list)
+    source: str = ""
+
+    def class_to_id(self) -> dict[str, int]:
+        """Map class name -> class id."""
+        return {name: i for i, name in enumerate(self.classes)}
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+class _DirListing:
+    """Lists each directory at most once, so that large indexes need no per-file ``stat``."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, dict[str, bool]] = {}
+
+    def _names(self, directory: str) -> dict[str, bool]:
+        names = self._cache.get(directory)
+        if names is None:
+            names = {}
+            try:
+                with os.scandir(directory) as it:
+                    for e in it:
+                        try:
+                            names[e.name] = e.is_file()
+                        except OSError:
+                            names[e.name] = False
+            except OSError:
+                pass
+            self._cache[directory] = names
+        return names
+
+    def is_file(self, path: Path) -> bool:
+        return self._names(os.path.dirname(path)).get(os.path.basename(path), False)
+
+    def find_video(self, directory: Path, stem: str) -> Path | None:
+        """The first ``directory/stem<ext>`` that exists, trying :data:`VIDEO_EXTENSIONS`."""
+        names = self._names(str(directory))
+        for ext in VIDEO_EXTENSIONS:
+            if names.get(stem + ext, False):
+                return directory / (stem + ext)
+        return None
+
+
+def _where(source: str, line: int | None, what: str = "line") -> str:
+    return source if line is None else f"{source}, {what} {line}"
+
+
+def _resolve(
+    root: Path | None, rel: str, source: str, line: int | None, allow_outside: bool, what: str
+) -> Path:
+    """``root/rel`` made absolute (lexically: symlinks are kept), refusing to leave ``root``."""
+    if not rel:
+        raise ValueError(f"{_where(source, line, what)}: empty path")
+    if root is None:
+        return Path(os.path.abspath(rel))
+    path = Path(os.path.abspath(os.path.join(root, rel)))
+    if not allow_outside:
+        root_abs = os.path.abspath(root)
+        try:
+            inside = os.path.commonpath([root_abs, str(path)]) == root_abs
+        except ValueError:  # different drives on Windows
+            inside = False
+        if not inside:
+            raise ValueError(
+                f"{_where(source, line, what)}: path {rel!r} escapes the dataset root {root_abs} "
+                "(pass allow_outside_root=True to allow it)"
+            )
+    return path
+
+
+def _parse_label(token: str, source: str, line: int | None, what: str = "line") -> int:
+    try:
+        if not _INT_RE.fullmatch(token):
+            raise ValueError(token)
+        value = int(token)
+    except ValueError:
+        raise ValueError(
+            f"{_where(source, line, what)}: label {token!r} is not an integer"
+        ) from None
+    if value < 0:
+        raise ValueError(f"{_where(source, line, what)}: label {value} is negative")
+    return value
+
+
+def _parse_frame(token: str, name: str, source: str, line: int) -> int:
+    try:
+        if not _INT_RE.fullmatch(token):
+            raise ValueError(token)
+        value = int(token)
+    except ValueError:
+        raise ValueError(f"{source}, line {line}: {name} {token!r} is not an integer") from None
+    if value < 0:
+        raise ValueError(f"{source}, line {line}: {name} {value} is negative")
+    return value
+
+
+def _check_classes(classes: Sequence[str] | None) -> list[str] | None:
+    if classes is None:
+        return None
+    if isinstance(classes, str) or not all(isinstance(c, str) for c in classes):
+        raise ValueError(f"classes must be a list of str, got {classes!r}")
+    out = list(classes)
+    if not out:
+        raise ValueError("classes must not be empty")
+    dup = sorted(c for c, n in Counter(out).items() if n > 1)
+    if dup:
+        raise ValueError(f"classes has duplicate names: {dup}")
+    return out
+
+
+def _class_id(
+    name: str, lookup: dict[str, int], source: str, line: int | None, what: str = "line"
+) -> int:
+    try:
+        return lookup[name]
+    except KeyError:
+        raise ValueError(f"{_where(source, line, what)}: unknown class {name!r}") from None
+
+
+def _check_label_range(
+    label: int, classes: Sequence[str] | None, source: str, line: int | None, what: str = "line"
+) -> None:
+    if classes is not None and label >= len(classes):
+        raise ValueError(
+            f"{_where(source, line, what)}: label {label} out of range for {len(classes)} classes"
+        )
+
+
+# A raw row: (where-line, path, label, start, end); `where` is the 1-based line (or entry).
+_Row = tuple[int | None, Path, int, int | None, int | None]
+
+
+def _finish(
+    rows: Iterable[_Row],
+    classes: list[str],
+    source: str,
+    exists: Callable[[Path], bool] | None,
+    what: str = "line",
+) -> VideoIndex:
+    """Drop duplicates (warn), split off missing files (warn), refuse an empty result."""
+    entries: list[VideoEntry] = []
+    missing: list[Path] = []
+    first_seen: dict[tuple[Path, int | None, int | None], int | None] = {}
+    duplicates: list[str] = []
+    for line, path, label, start, end in rows:
+        key = (path, start, end)
+        if key in first_seen:
+            first = first_seen[key]
+            at = f"{what} {line}: " if line is not None else ""
+            was = f" (first at {what} {first})" if first is not None else ""
+            duplicates.append(f"{at}{path}{was}")
+            continue
+        first_seen[key] = line
+        if exists is not None and not exists(path):
+            missing.append(path)
+            continue
+        entries.append(VideoEntry(path, label, start, end))
+    if duplicates:
+        more = len(duplicates) - _MAX_LISTED
+        listed = "; ".join(duplicates[:_MAX_LISTED]) + (
+            f"; ... and {more} more" if more > 0 else ""
+        )
+        warnings.warn(
+            f"{source}: {len(duplicates)} duplicate entr{'y' if len(duplicates) == 1 else 'ies'} "
+            f"ignored (the first one is kept): {listed}",
+            stacklevel=4,
+        )
+    if not entries:
+        raise ValueError(
+            f"{source}: no usable entries ({len(missing)} named file(s) missing on disk"
+            + (f", e.g. {missing[0]}" if missing else "")
+            + ")"
+        )
+    if missing:
+        names = ", ".join(str(p) for p in missing[:_MAX_LISTED])
+        more = len(missing) - _MAX_LISTED
+        warnings.warn(
+            f"{source}: {len(missing)} file(s) named by the index are missing on disk and were "
+            f"left out: {names}" + (f", ... and {more} more" if more > 0 else ""),
+            stacklevel=4,
+        )
+    return VideoIndex(entries=entries, classes=classes, missing=missing, source=source)
+
+
+def _read_lines(path: Path) -> list[tuple[int, str]]:
+    """Non-blank lines with their 1-based numbers."""
+    with open(path, encoding="utf-8-sig") as f:
+        return [(i, s.strip()) for i, s in enumerate(f, start=1) if s.strip()]
+
+
+# --------------------------------------------------------------------------------------------
+# format readers
+
+
+def _read_folder(directory: Path, classes: list[str] | None) -> VideoIndex:
+    source = str(directory)
+    sub = sorted(e.name for e in os.scandir(directory) if e.is_dir() and not e.name.startswith("."))
+    if not sub:
+        raise ValueError(f"{source}: no class sub-folders (expected <root>/<class>/<video>)")
+    if classes is None:
+        classes = sub
+    lookup = {c: i for i, c in enumerate(classes)}
+    rows: list[_Row] = []
+    for name in sub:
+        label = _class_id(name, lookup, source, None)
+        seen_dirs: set[str] = set()
+        found: list[Path] = []
+        for dirpath, dirnames, filenames in os.walk(directory / name, followlinks=True):
+            real = os.path.realpath(dirpath)
+            if real in seen_dirs:  # symlink loop
+                dirnames[:] = []
+                continue
+            seen_dirs.add(real)
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for fn in filenames:
+                if not fn.startswith(".") and os.path.splitext(fn)[1].lower() in VIDEO_EXTENSIONS:
+                    found.append(Path(os.path.abspath(os.path.join(dirpath, fn))))
+        rows.extend((None, p, label, None, None) for p in sorted(found))
+    return _finish(rows, classes, source, None)
+
+
+def _read_file_list(
+    path: Path, root: Path, classes: list[str] | None, allow_outside: bool
+) -> VideoIndex:
+    source = str(path)
+    rows: list[_Row] = []
+    for line, text in _read_lines(path):
+        tok = text.split()
+        if len(tok) not in (2, 4):
+            raise ValueError(
+                f"{source}, line {line}: expected 'path label [start end]', got {text!r}"
+            )
+        label = _parse_label(tok[1], source, line)
+        _check_label_range(label, classes, source, line)
+        start = end = None
+        if len(tok) == 4:
+            start = _parse_frame(tok[2], "start frame", source, line)
+            end = _parse_frame(tok[3], "end frame", source, line)
+            if end <= start:
+                raise ValueError(
+                    f"{source}, line {line}: end frame {end} must be greater than start {start}"
+                )
+        rows.append(
+            (line, _resolve(root, tok[0], source, line, allow_outside, "line"), label, start, end)
+        )
+    if classes is None:
+        k = 1 + max((r[2] for r in rows), default=-1)
+        classes = [str(i) for i in range(k)]
+    return _finish(rows, classes, source, _DirListing().is_file)
+
+
+def _parse_seconds(token: str, name: str, source: str, line: int) -> int:
+    try:
+        value = float(token)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or value != int(value):
+        raise ValueError(
+            f"{source}, line {line}: {name} {token!r} is not a non-negative whole number"
+        )
+    return int(value)
+
+
+def _read_kinetics(
+    path: Path, root: Path, split: str | None, classes: list[str] | None, allow_outside: bool
+) -> VideoIndex:
+    source = str(path)
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        reader.fieldnames = header
+        need = {"youtube_id", "time_start", "time_end"}
+        lacking = sorted(need - set(header))
+        if lacking:
+            raise ValueError(
+                f"{source}, line 1: header lacks column(s) {lacking}; expected "
+                "'label,youtube_id,time_start,time_end[,split]'"
+            )
+        if "label" not in header:
+            raise ValueError(f"{source}: no 'label' column, labels are unavailable (test split?)")
+        if split is not None and "split" not in header:
+            raise ValueError(f"{source}: split={split!r} given but the CSV has no 'split' column")
+        raw = []
+        for row in reader:
+            line = reader.line_num
+            if None in row or any(row.get(h) is None for h in header):
+                raise ValueError(
+                    f"{source}, line {line}: expected {len(header)} columns ({','.join(header)})"
+                )
+            label = row["label"].strip()
+            yid = row["youtube_id"].strip()
+            if not label:
+                raise ValueError(f"{source}, line {line}: empty label, labels are unavailable")
+            if not yid:
+                raise ValueError(f"{source}, line {line}: empty youtube_id")
+            t0 = _parse_seconds(row["time_start"].strip(), "time_start", source, line)
+            t1 = _parse_seconds(row["time_end"].strip(), "time_end", source, line)
+            raw.append((line, label, yid, t0, t1, (row.get("split") or "").strip()))
+    if classes is None:
+        classes = sorted({r[1] for r in raw})
+    lookup = {c: i for i, c in enumerate(classes)}
+    listing = _DirListing()
+    rows: list[_Row] = []
+    present: set[Path] = set()
+    for line, label, yid, t0, t1, row_split in raw:
+        if split is not None and row_split != split:
+            continue
+        cid = _class_id(label, lookup, source, line)
+        stem = f"{yid}_{t0:06d}_{t1:06d}"
+        path = _resolve(root, os.path.join(label, stem), source, line, allow_outside, "line")
+        # the layout of the Kinetics downloaders; some write '_' for ' ' in the folder, or flat
+        folders = [path.parent, root / label.replace(" ", "_"), root]
+        for folder in dict.fromkeys(folders):
+            found = listing.find_video(folder, stem)
+            if found is not None:
+                path = found
+                present.add(found)
+                break
+        rows.append((line, path, cid, None, None))
+    if split is not None and not rows:
+        raise ValueError(f"{source}: no rows with split == {split!r}")
+    # a missing file keeps the stem path root/<label>/<stem> (no extension is known)
+    return _finish(rows, classes, source, present.__contains__)
+
+
+def _read_ssv2(
+    path: Path, root: Path, classes: list[str] | None, allow_outside: bool
+) -> VideoIndex:
+    source = str(path)
+    with open(path, encoding="utf-8-sig") as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{source}, line {e.lineno}: invalid JSON ({e.msg})") from None
+    if not isinstance(data, list):
+        raise ValueError(f"{source}: expected a JSON list of {{'id', 'template', ...}} objects")
+    if classes is None:
+        labels_path = path.parent / "labels.json"
+        if not labels_path.is_file():
+            raise ValueError(
+                f"{source}: {labels_path} not found (Something-Something-V2 class names); "
+                "pass classes= instead"
+            )
+        with open(labels_path, encoding="utf-8-sig") as f:
+            mapping = json.load(f)
+        if not isinstance(mapping, dict):
+            raise ValueError(f"{labels_path}: expected a JSON object {{class name: id}}")
+        by_id: dict[int, str] = {}
+        for name, sid in mapping.items():
+            cid = _parse_label(str(sid), str(labels_path), None)
+            if cid in by_id:
+                raise ValueError(f"{labels_path}: id {cid} used by {by_id[cid]!r} and {name!r}")
+            by_id[cid] = name
+        if sorted(by_id) != list(range(len(by_id))):
+            raise ValueError(f"{labels_path}: class ids are not 0..{len(by_id) - 1}")
+        classes = [by_id[i] for i in range(len(by_id))]
+    lookup = {c: i for i, c in enumerate(classes)}
+    listing = _DirListing()
+    rows: list[_Row] = []
+    present: set[Path] = set()
+    for n, item in enumerate(data, start=1):
+        if not isinstance(item, dict) or "id" not in item:
+            raise ValueError(f"{source}, entry {n}: expected an object with an 'id'")
+        if "template" not in item:
+            raise ValueError(
+                f"{source}, entry {n}: no 'template', labels are unavailable "
+                "(the Something-Something-V2 test split has none)"
+            )
+        name = _SSV2_BRACKETS_RE.sub(r"\1", str(item["template"]))
+        cid = _class_id(name, lookup, source, n, "entry")
+        vid = str(item["id"])
+        path = _resolve(root, vid + ".webm", source, n, allow_outside, "entry")
+        found = listing.find_video(path.parent, vid)
+        if found is not None:
+            path = found
+            present.add(found)
+        rows.append((n, path, cid, None, None))
+    return _finish(rows, classes, source, present.__contains__, what="entry")
+
+
+def _read_ucf101(
+    path: Path, root: Path, classes: list[str] | None, allow_outside: bool
+) -> VideoIndex:
+    source = str(path)
+    if classes is None:
+        ind = path.parent / "classInd.txt"
+        if not ind.is_file():
+            raise ValueError(f"{source}: {ind} not found (UCF-101 class names); pass classes=")
+        by_id: dict[int, str] = {}
+        for line, text in _read_lines(ind):
+            tok = text.split()
+            if len(tok) != 2:
+                raise ValueError(f"{ind}, line {line}: expected 'id ClassName', got {text!r}")
+            cid = _parse_label(tok[0], str(ind), line)
+            if cid < 1 or cid in by_id:
+                raise ValueError(f"{ind}, line {line}: bad or repeated class id {cid}")
+            by_id[cid] = tok[1]
+        if sorted(by_id) != list(range(1, len(by_id) + 1)):
+            raise ValueError(f"{ind}: class ids are not 1..{len(by_id)}")
+        classes = [by_id[i] for i in range(1, len(by_id) + 1)]
+    lookup = {c: i for i, c in enumerate(classes)}
+    lookup_lower = {c.lower(): i for i, c in enumerate(classes)}
+    rows: list[_Row] = []
+    for line, text in _read_lines(path):
+        tok = text.split()
+        if len(tok) not in (1, 2):
+            raise ValueError(
+                f"{source}, line {line}: expected 'Class/video.avi [label]', got {text!r}"
+            )
+        rel = tok[0].replace("\\", "/")
+        folder = rel.split("/")[0] if "/" in rel else None
+        from_folder = None
+        if folder is not None:
+            from_folder = lookup.get(folder, lookup_lower.get(folder.lower()))
+        if len(tok) == 2:
+            one_based = _parse_label(tok[1], source, line)
+            if one_based < 1 or one_based > len(classes):
+                raise ValueError(
+                    f"{source}, line {line}: label {one_based} out of range 1..{len(classes)}"
+                )
+            label = one_based - 1
+            if from_folder is not None and from_folder != label:
+                raise ValueError(
+                    f"{source}, line {line}: label {one_based} ({classes[label]}) disagrees "
+                    f"with the folder {folder!r}"
+                )
+        else:
+            if folder is None:
+                raise ValueError(f"{source}, line {line}: no label and no class folder in {rel!r}")
+            if from_folder is None:
+                raise ValueError(f"{source}, line {line}: unknown class {folder!r}")
+            label = from_folder
+        rows.append(
+            (line, _resolve(root, rel, source, line, allow_outside, "line"), label, None, None)
+        )
+    return _finish(rows, classes, source, _DirListing().is_file)
+
+
+def _read_hmdb51(
+    source_path: Path,
+    root: Path,
+    split: str | None,
+    classes: list[str] | None,
+    allow_outside: bool,
+) -> VideoIndex:
+    part = num = None
+    if split is not None:
+        m = _HMDB_SPLIT_ARG_RE.match(split)
+        if m is None:
+            raise ValueError(
+                f"split={split!r} is not valid for hmdb51: use 'train', 'test' or 'unused', "
+                "optionally with the split number ('train1', 'test2', ...)"
+            )
+        part, num = m.group("part"), m.group("num")
+    if source_path.is_dir():
+        want = num or "1"
+        files = sorted(
+            source_path / n
+            for n in os.listdir(source_path)
+            if (m := _HMDB_SPLIT_RE.match(n)) and m.group("num") == want
+        )
+        if not files:
+            raise ValueError(f"{source_path}: no HMDB-51 split files *_test_split{want}.txt")
+    else:
+        m = _HMDB_SPLIT_RE.match(source_path.name)
+        if m is None:
+            raise ValueError(
+                f"{source_path}: not an HMDB-51 split file name (<class>_test_split<N>.txt)"
+            )
+        if num is not None and m.group("num") != num:
+            raise ValueError(f"split={split!r} asks for split {num} but {source_path} is another")
+        files = [source_path]
+    names = [_HMDB_SPLIT_RE.match(f.name).group("cls") for f in files]  # type: ignore[union-attr]
+    if classes is None:
+        classes = sorted(set(names))
+    lookup = {c: i for i, c in enumerate(classes)}
+    tag = _HMDB_TAGS[part] if part is not None else None
+    rows: list[_Row] = []
+    for f, name in zip(files, names, strict=True):
+        fsrc = str(f)
+        cid = _class_id(name, lookup, fsrc, None)
+        for line, text in _read_lines(f):
+            tok = text.split()
+            if len(tok) != 2 or tok[1] not in ("0", "1", "2"):
+                raise ValueError(f"{fsrc}, line {line}: expected 'video.avi 0|1|2', got {text!r}")
+            if tag is not None and tok[1] != tag:
+                continue
+            path = _resolve(root, os.path.join(name, tok[0]), fsrc, line, allow_outside, "line")
+            rows.append((line, path, cid, None, None))
+    return _finish(rows, classes, str(source_path), _DirListing().is_file)
+
+
+def _read_pairs(
+    pairs: Sequence, root: Path | None, classes: list[str] | None, allow_outside: bool
+) -> VideoIndex:
+    source = "pairs"
+    items = list(pairs)
+    kinds = set()
+    for n, item in enumerate(items, start=1):
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise ValueError(f"pairs, entry {n}: expected a (path, label) pair, got {item!r}")
+        lab = item[1]
+        if isinstance(lab, bool) or not isinstance(lab, (int, str)):
+            raise ValueError(f"pairs, entry {n}: label must be an int or a class name, got {lab!r}")
+        kinds.add(type(lab))
+    if classes is None:
+        if kinds == {str}:
+            classes = sorted({item[1] for item in items})
+        elif kinds == {int}:
+            k = 1 + max((item[1] for item in items), default=-1)
+            classes = [str(i) for i in range(max(k, 0))]
+        elif kinds:
+            raise ValueError("pairs mix int labels and class names; pass classes= to map them")
+    lookup = {c: i for i, c in enumerate(classes or [])}
+    rows: list[_Row] = []
+    for n, (p, lab) in enumerate(items, start=1):
+        if isinstance(lab, str):
+            label = _class_id(lab, lookup, source, n, "entry")
+        else:
+            if lab < 0:
+                raise ValueError(f"pairs, entry {n}: label {lab} is negative")
+            _check_label_range(lab, classes, source, n, "entry")
+            label = lab
+        rows.append(
+            (n, _resolve(root, os.fspath(p), source, n, allow_outside, "entry"), label, None, None)
+        )
+    return _finish(rows, classes or [], source, _DirListing().is_file, what="entry")
+
+
+# --------------------------------------------------------------------------------------------
+# entry point
+
+
+def _detect(path: Path) -> str:
+    if path.is_dir():
+        return "folder"
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "kinetics_csv"
+    if suffix == ".json":
+        return "ssv2_json"
+    if suffix == ".txt":
+        if _UCF_LIST_RE.match(path.name):
+            return "ucf101"
+        if _HMDB_SPLIT_RE.match(path.name):
+            return "hmdb51"
+        return "file_list"
+    raise ValueError(
+        f"cannot detect the index format of {path}; pass fmt= (one of {', '.join(FORMATS)})"
+    )
+
+
+def read_index(
+    source: str | os.PathLike | Sequence[tuple[str | os.PathLike, int | str]],
+    *,
+    fmt: str | None = None,
+    root: str | os.PathLike | None = None,
+    split: str | None = None,
+    classes: Sequence[str] | None = None,
+    allow_outside_root: bool = False,
+) -> VideoIndex:
+    """Read a dataset index into a :class:`VideoIndex`.
+
+    Args:
+        source: a directory (folder-per-class), an index file, or a list of ``(path, label)``
+            pairs (label: int class id, or class name).
+        fmt: force the format, one of :data:`FORMATS`; by default it is detected: directory ->
+            ``folder``, ``.csv`` -> ``kinetics_csv``, ``.json`` -> ``ssv2_json``, ``.txt`` ->
+            ``ucf101`` (``trainlist*``/``testlist*``), ``hmdb51`` (``*_split[123].txt``) or
+            ``file_list``; a list or tuple -> ``pairs``.
+        root: folder that relative paths are resolved against (default: the index file's folder;
+            the current directory for ``pairs``, where no root check is made unless given).
+            Not used by ``folder``.
+        split: ``folder``: a sub-folder of ``source`` to read (e.g. ``"train"``);
+            ``kinetics_csv``: keep rows whose ``split`` column equals it; ``hmdb51``: ``"train"``,
+            ``"test"`` or ``"unused"``, optionally with the split number (``"test2"``).
+        classes: class names in id order, to fix the id mapping (e.g. across splits); names not
+            in it are an error.
+        allow_outside_root: accept index paths that lead outside ``root`` (``../``, absolute).
+
+    Returns:
+        The index: existing files in ``entries``, absent ones in ``missing`` (also warned about).
+
+    Raises:
+        ValueError: unknown ``fmt``; malformed rows, unknown class names and bad labels (naming
+            the file and 1-based line); paths escaping ``root``; an index without usable entries.
+    """
+    if fmt is not None and fmt not in FORMATS:
+        raise ValueError(f"fmt={fmt!r} is not a known index format; use one of {FORMATS}")
+    cls = _check_classes(classes)
+    if isinstance(source, (list, tuple)):
+        if fmt not in (None, "pairs"):
+            raise ValueError(f"fmt={fmt!r} needs a file or directory source, got a {type(source)}")
+        if split is not None:
+            raise ValueError("split is not used with a list of pairs")
+        base = Path(os.path.abspath(root)) if root is not None else None
+        return _read_pairs(source, base, cls, allow_outside_root or base is None)
+    if fmt == "pairs":
+        raise ValueError(f"fmt='pairs' needs a list of (path, label) pairs, got {source!r}")
+    if not isinstance(source, (str, os.PathLike)):
+        raise ValueError(f"source must be a path or a list of (path, label) pairs, got {source!r}")
+    path = Path(os.path.abspath(source))
+    if not path.exists():
+        raise ValueError(f"source {path} does not exist")
+    kind = fmt or _detect(path)
+
+    if kind == "folder":
+        if not path.is_dir():
+            raise ValueError(f"fmt='folder' needs a directory, got the file {path}")
+        if root is not None:
+            raise ValueError("root is not used with fmt='folder' (the source is the root)")
+        if split is not None:
+            path = path / split
+            if not path.is_dir():
+                raise ValueError(f"split={split!r}: {path} is not a directory")
+        return _read_folder(path, cls)
+
+    if kind == "hmdb51":
+        base = (
+            Path(os.path.abspath(root))
+            if root is not None
+            else (path if path.is_dir() else path.parent)
+        )
+        return _read_hmdb51(path, base, split, cls, allow_outside_root)
+
+    if path.is_dir():
+        raise ValueError(f"fmt={kind!r} needs an index file, got the directory {path}")
+    base = Path(os.path.abspath(root)) if root is not None else path.parent
+    if kind == "kinetics_csv":
+        return _read_kinetics(path, base, split, cls, allow_outside_root)
+    if split is not None:
+        raise ValueError(f"split is not used with fmt={kind!r} (the file is the split)")
+    if kind == "file_list":
+        return _read_file_list(path, base, cls, allow_outside_root)
+    if kind == "ssv2_json":
+        return _read_ssv2(path, base, cls, allow_outside_root)
+    return _read_ucf101(path, base, cls, allow_outside_root)

@@ -1,0 +1,1 @@
+"""The training / evaluation app built on videomix_dali (run from the repository root)."""

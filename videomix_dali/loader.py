@@ -13,6 +13,7 @@ import torch
 
 from .handoff import to_torch
 from .index import VideoIndex, read_index
+from .mix import VideoMix
 from .pipeline import DTYPES, build_pipeline
 from .probe import VideoInfo, probe_videos
 from .recipes import load_recipe
@@ -42,6 +43,9 @@ def _resolve_device(device: str) -> str:
 
 class VideoLoader:
     """Batches of clips as torch tensors: video (N, C, T, H, W) normalized, target (N,) int64.
+
+    With ``mix`` (a ``VideoMix``), every batch is mixed inside the pipeline after the crop and
+    the target is the soft label (N, num_classes) float32.
 
     ``source`` is a folder-per-class directory, an index file (see ``read_index``) or a list of
     (path, label) pairs. ``recipe`` names a protocol in ``pipelines/`` whose fields are the
@@ -79,6 +83,7 @@ class VideoLoader:
         num_threads: int = 2,
         prefetch: int = 2,
         return_index: bool = False,
+        mix: VideoMix | None = None,
         fmt: str | None = None,
         root: str | Path | None = None,
         progress: bool = True,
@@ -114,6 +119,9 @@ class VideoLoader:
         self.num_threads = num_threads
         self.prefetch = prefetch
         self.return_index = return_index
+        if mix is not None and not isinstance(mix, VideoMix):
+            raise ValueError(f"mix={mix!r} must be a videomix_dali.mix.VideoMix or None")
+        self.mix = mix
 
         self.index: VideoIndex = read_index(source, fmt=fmt, root=root)
         self.classes = self.index.classes
@@ -146,6 +154,11 @@ class VideoLoader:
                 f"batch_size={settings['batch_size']} is larger than the "
                 f"{self.sampler.per_shard} clips of shard {shard_id} with last_batch='drop'; "
                 "lower batch_size or use last_batch='partial'"
+            )
+        if mix is not None and mix.num_classes not in (None, self.num_classes):
+            raise ValueError(
+                f"mix has num_classes={mix.num_classes} but {self.index.source} has "
+                f"{self.num_classes} classes"
             )
         self.epoch = 0
         self.step = 0
@@ -254,7 +267,7 @@ class VideoLoader:
                     encoded.append(np.fromfile(path, dtype=np.uint8))
                 except OSError as exc:
                     raise RuntimeError(f"cannot read {path}: {exc.strerror or exc}") from exc
-            yield (
+            batch = (
                 encoded,
                 [c.frames for c in clips],
                 [c.roi_start for c in clips],
@@ -262,6 +275,13 @@ class VideoLoader:
                 [np.array(self.entries[c.item].label, np.int64) for c in clips],
                 [np.array(c.item, np.int64) for c in clips],
             )
+            if self.mix is not None:
+                t, crop = self.settings["num_frames"], self.settings["crop_size"]
+                params = self.mix.sample(
+                    (len(clips), 3, t, crop, crop), step=epoch * len(self) + step
+                )
+                batch += (list(params.pack()),)
+            yield batch
             step += 1
             if step == self.sampler.num_batches:
                 epoch, step = epoch + 1, 0
@@ -283,6 +303,8 @@ class VideoLoader:
             prefetch=self.prefetch,
             device_id=device_id,
             seed=self.seed,
+            mix=self.mix,
+            num_classes=self.num_classes,
         )
 
     def _files_of(self, epoch: int, step: int) -> list[str]:

@@ -15,7 +15,7 @@ from .handoff import to_torch
 from .index import VideoIndex, read_index
 from .mix import VideoMix
 from .pipeline import DTYPES, build_pipeline
-from .probe import VideoInfo, probe_videos
+from .probe import ProbeError, VideoInfo, probe_videos
 from .recipes import load_recipe
 from .sampling import LAST_BATCH_POLICIES, ClipConfig, ClipSampler
 
@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 CPU_CODECS = ("vp8", "vp9", "mjpeg")
 SAMPLINGS = ("window", "segment")
+SHORT_VIDEO_POLICIES = ("pad", "skip")
 
 
 def _default_shard() -> tuple[int, int]:
@@ -53,6 +54,10 @@ class VideoLoader:
     once (``train=True``: one random clip; ``train=False``: ``test_clips`` x ``test_crops``
     deterministic views). Iterating continues the current epoch where it stopped; a finished
     epoch advances to the next.
+
+    Videos shorter than a clip (``(num_frames - 1) * stride + 1`` frames; ``num_frames`` for
+    segment sampling) are padded by repeating their last frame (``short_videos="pad"``) or
+    skipped (``"skip"``). Unusable files are listed in ``skipped`` as (path, reason).
     """
 
     def __init__(
@@ -80,6 +85,7 @@ class VideoLoader:
         shard_id: int | None = None,
         num_shards: int | None = None,
         last_batch: str | None = None,
+        short_videos: str = "pad",
         num_threads: int = 2,
         prefetch: int = 2,
         return_index: bool = False,
@@ -112,6 +118,9 @@ class VideoLoader:
             raise ValueError("shard_id and num_shards must be given together")
         last_batch = last_batch or ("drop" if train else "partial")
         self._validate(settings, dtype, shard_id, num_shards, last_batch, num_threads, prefetch)
+        if short_videos not in SHORT_VIDEO_POLICIES:
+            raise ValueError(f"short_videos={short_videos!r} must be one of {SHORT_VIDEO_POLICIES}")
+        self.short_videos = short_videos
         self.device = _resolve_device(device)
         self.train = train
         self.dtype = dtype
@@ -228,8 +237,8 @@ class VideoLoader:
         return entries, videos
 
     def _unusable_reason(self, entry, info: VideoInfo | Exception) -> str | None:
-        if isinstance(info, Exception):
-            return str(info)
+        if isinstance(info, ProbeError):
+            return info.reason
         if self.device == "cpu" and info.codec not in CPU_CODECS:
             return (
                 f"codec {info.codec} cannot be decoded by DALI's CPU backend (VP8, VP9, MJPEG "
@@ -240,6 +249,17 @@ class VideoLoader:
             return f"frame range [{first}, {entry.end}) is empty"
         if first >= info.num_frames:
             return f"start frame {first} is past the video's {info.num_frames} frames"
+        last = info.num_frames if entry.end is None else min(entry.end, info.num_frames)
+        s = self.settings
+        needed = (
+            s["num_frames"]
+            if s["sampling"] == "segment"
+            else ((s["num_frames"] - 1) * s["stride"] + 1)
+        )
+        if self.short_videos == "skip" and last - first < needed:
+            return (
+                f"{last - first} frames, fewer than the {needed} a clip spans (short_videos='skip')"
+            )
         return None
 
     @property

@@ -29,7 +29,11 @@ class VideoInfo:
 
 
 class ProbeError(ValueError):
-    """A file that cannot be used as a video; the message says why."""
+    """A file that cannot be used as a video: ``str()`` is "path: reason"."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
 
 
 def probe_video(path: str | Path) -> VideoInfo:
@@ -38,16 +42,37 @@ def probe_video(path: str | Path) -> VideoInfo:
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
-                raise ProbeError(f"{path}: no video stream")
+                raise ProbeError(path, "no video stream")
             stream = container.streams.video[0]
             height, width = stream.codec_context.height, stream.codec_context.width
             codec = stream.codec_context.name
-            num_frames = sum(1 for packet in container.demux(stream) if packet.size)
+            packets = [p for p in container.demux(stream) if p.size]
+            num_frames = len(packets)
+            if num_frames and len(container.streams) == 1:
+                _check_not_truncated(path, container, stream, packets)
     except av.error.FFmpegError as exc:
-        raise ProbeError(f"{path}: not a readable video ({exc})") from exc
+        raise ProbeError(path, f"not a readable video ({exc})") from exc
     if num_frames == 0 or height == 0 or width == 0:
-        raise ProbeError(f"{path}: video stream has no frames")
+        raise ProbeError(path, "video stream has no frames")
     return VideoInfo(num_frames=num_frames, height=height, width=width, codec=codec)
+
+
+def _check_not_truncated(path: Path, container, stream, packets) -> None:
+    """A video-only file whose frames stop well before its declared duration was cut short."""
+    if container.duration is None or stream.time_base is None:
+        return
+    declared = container.duration / av.time_base
+    pts = [p.pts for p in packets if p.pts is not None]
+    if not pts:
+        return
+    frame = 1 / float(stream.average_rate) if stream.average_rate else 0.04
+    present = (max(pts) - min(pts)) * float(stream.time_base) + frame
+    if present < declared - 2 * frame:
+        raise ProbeError(
+            path,
+            f"truncated: the container declares {declared:.2f} s but its frames stop "
+            f"after {present:.2f} s",
+        )
 
 
 def _cache_key(path: Path) -> str:
@@ -57,7 +82,7 @@ def _cache_key(path: Path) -> str:
 
 def _cache_file() -> Path:
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "videomix_dali" / "probe-v1.json"
+    return base / "videomix_dali" / "probe-v2.json"
 
 
 def probe_videos(
@@ -82,7 +107,7 @@ def probe_videos(
     todo = []
     for i, (path, key) in enumerate(zip(paths, keys)):
         if key is None:
-            results[i] = ProbeError(f"{path}: cannot stat file")
+            results[i] = ProbeError(path, "cannot stat file")
         elif key in cache:
             results[i] = VideoInfo(**cache[key])
         else:
@@ -94,7 +119,7 @@ def probe_videos(
         except ProbeError as exc:
             return exc
         except OSError as exc:
-            return ProbeError(f"{paths[i]}: {exc.strerror or exc}")
+            return ProbeError(paths[i], str(exc.strerror or exc))
 
     if todo:
         workers = num_workers or min(8, os.cpu_count() or 1)

@@ -1,0 +1,182 @@
+"""CuPy appliers: the kernels of kernels/videomix.cu, one batched launch per batch.
+
+CuPy is imported lazily (this module imports on machines without it or without a
+GPU).  The module is compiled once per device with NVRTC through ``cupy.RawModule``
+and ``--fmad=false`` (the header already uses ``__fmul_rn`` & co., which are never
+contracted; the flag keeps any other float expression from being fused either).
+The kernels read the int32 params rows of :meth:`MixParams.kernel_rows`.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .apply_numpy import MIXUP_DTYPES, check_frames, check_mean_std, check_out_dtype, frames_list
+from .params import MixParams, canonical_dims
+
+__all__ = [
+    "kernel_dir",
+    "kernel_source",
+    "get_module",
+    "apply_cupy",
+    "mix_normalize_batch_cupy",
+    "NVRTC_OPTIONS",
+]
+
+NVRTC_OPTIONS = ("--fmad=false",)
+_THREADS = 256
+_MAX_BLOCKS = 1 << 16
+_PASTE_KERNELS = {
+    np.dtype(np.uint8): "vm_paste_u8",
+    np.dtype(np.float16): "vm_paste_f16",
+    np.dtype(np.float32): "vm_paste_f32",
+    np.dtype(np.float64): "vm_paste_f64",
+}
+_FUSED_KERNELS = {np.dtype(np.float32): "vm_fused_f32", np.dtype(np.float16): "vm_fused_f16"}
+
+
+def kernel_dir() -> Path:
+    """Folder holding videomix.cuh / videomix.cu (the package ``videomix_dali.kernels``)."""
+    try:
+        return Path(str(importlib.resources.files("videomix_dali.kernels")))
+    except ModuleNotFoundError:  # source checkout that is not installed
+        return Path(__file__).resolve().parents[2] / "kernels"
+
+
+@functools.lru_cache(maxsize=1)
+def kernel_source() -> str:
+    """videomix.cu with its ``#include "videomix.cuh"`` replaced by the header text."""
+    d = kernel_dir()
+    header = (d / "videomix.cuh").read_text()
+    body = (d / "videomix.cu").read_text()
+    line = '#include "videomix.cuh"'
+    if line not in body:
+        raise RuntimeError(f"{d / 'videomix.cu'} does not include videomix.cuh")
+    return body.replace(line, header, 1)
+
+
+def _cupy() -> Any:
+    import cupy
+
+    return cupy
+
+
+_MODULES: dict[int, Any] = {}
+
+
+def get_module() -> Any:
+    """The compiled ``cupy.RawModule`` for the current device (built once, cached)."""
+    cp = _cupy()
+    dev = cp.cuda.Device().id
+    mod = _MODULES.get(dev)
+    if mod is None:
+        mod = cp.RawModule(code=kernel_source(), options=NVRTC_OPTIONS)
+        _MODULES[dev] = mod
+    return mod
+
+
+def _grid(pixels: int) -> tuple[int]:
+    return (max(1, min((pixels + _THREADS - 1) // _THREADS, _MAX_BLOCKS)),)
+
+
+def _device_params(params: MixParams) -> tuple[Any, Any, int]:
+    cp = _cupy()
+    rows, coef = params.kernel_rows()
+    return cp.asarray(rows), cp.asarray(coef), rows.shape[1]
+
+
+def apply_cupy(x: Any, params: MixParams) -> Any:
+    """Mix a CuPy batch ``x`` of shape ``params.shape``; returns a new CuPy array."""
+    cp = _cupy()
+    if tuple(x.shape) != params.shape:
+        raise ValueError(f"x has shape {tuple(x.shape)} but params were drawn for {params.shape}")
+    dt = np.dtype(x.dtype)
+    if dt not in _PASTE_KERNELS:
+        raise ValueError(
+            f"x dtype {dt} is not supported on the GPU; use one of "
+            f"{', '.join(str(d) for d in _PASTE_KERNELS)}"
+        )
+    assert dt in MIXUP_DTYPES
+    N = params.batch_size
+    T, H, W = canonical_dims(params.shape)
+    x5 = cp.ascontiguousarray(x).reshape(N, -1, T, H, W)
+    C = x5.shape[1]
+    out = cp.empty_like(x5)
+    rows, coef, row_len = _device_params(params)
+    kern = get_module().get_function(_PASTE_KERNELS[dt])
+    kern(
+        _grid(N * T * H * W),
+        (_THREADS,),
+        (
+            x5,
+            out,
+            rows,
+            np.int32(row_len),
+            coef,
+            np.int32(params.mode_code),
+            np.int32(N),
+            np.int32(C),
+            np.int32(T),
+            np.int32(H),
+            np.int32(W),
+        ),
+    )
+    return out.reshape(x.shape)
+
+
+def mix_normalize_batch_cupy(
+    frames: Any,
+    params: MixParams,
+    mean: Any,
+    std: Any,
+    *,
+    out: Any = None,
+    dtype: Any = np.float32,
+) -> Any:
+    """GPU fused path: per-sample (T, H, W, C) uint8 CuPy clips -> (N, C, T, H, W).
+
+    The clips need not be contiguous with each other (DALI's per-sample buffers): the
+    kernel gets a device array of per-sample pointers and reads them in place.
+    """
+    cp = _cupy()
+    frames = frames_list(frames)
+    N, C, T, H, W = check_frames(frames, params)
+    dt = check_out_dtype(dtype)
+    mean32, std32 = check_mean_std(mean, std, C)
+    keep = [f if f.flags.c_contiguous else cp.ascontiguousarray(f) for f in frames]
+    ptrs = cp.asarray(np.array([f.data.ptr for f in keep], dtype=np.uint64))
+    if out is None:
+        out = cp.empty((N, C, T, H, W), dtype=dt)
+    elif tuple(out.shape) != (N, C, T, H, W) or out.dtype != dt or not out.flags.c_contiguous:
+        raise ValueError(
+            f"out must be a C-contiguous {dt} array of shape {(N, C, T, H, W)}, got "
+            f"{out.dtype} {tuple(out.shape)}"
+        )
+    rows, coef, row_len = _device_params(params)
+    kern = get_module().get_function(_FUSED_KERNELS[dt])
+    kern(
+        _grid(N * T * H * W),
+        (_THREADS,),
+        (
+            ptrs,
+            out,
+            rows,
+            np.int32(row_len),
+            coef,
+            cp.asarray(mean32),
+            cp.asarray(std32),
+            np.int32(params.mode_code),
+            np.int32(N),
+            np.int32(C),
+            np.int32(T),
+            np.int32(H),
+            np.int32(W),
+        ),
+    )
+    del keep
+    return out

@@ -1,0 +1,263 @@
+"""The VideoMix family as one plain class, plus backend-dispatching appliers.
+
+>>> import numpy as np
+>>> from videomix_dali.mix import VideoMix
+>>> mix = VideoMix("spatial", num_classes=4, seed=0)
+>>> x = np.zeros((2, 3, 4, 8, 8), np.float32)
+>>> params = mix.sample(x.shape)
+>>> params.partners.ravel().tolist()  # N = 2: each sample pastes from the other
+[1, 0]
+>>> x_out, y_soft = mix.apply(x, np.array([0, 3]), params)
+>>> y_soft.shape, y_soft.dtype
+((2, 4), dtype('float32'))
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+from .apply_numpy import apply_numpy, mix_normalize_batch_numpy
+from .labels import (
+    check_label_smoothing,
+    is_cupy,
+    mix_labels,
+    on_device_of,
+    unwrap_array,
+    wrap_array,
+)
+from .params import MixParams, sample_mix_params, validate_options
+
+__all__ = ["VideoMix", "apply_mix", "mix_normalize_batch"]
+
+
+def apply_mix(x: Any, params: MixParams) -> Any:
+    """Mix ``x`` (NumPy, CuPy or torch; (N, C, T, H, W) or (N, T, D)) with ``params``.
+
+    Pure: ``x`` is not modified; the result has ``x``'s type, device and dtype.  NumPy
+    and torch CPU run the NumPy twin, CuPy and torch CUDA one kernel launch.
+    """
+    arr, kind, _ = unwrap_array(x, "x")
+    if tuple(arr.shape) != params.shape:
+        raise ValueError(f"x has shape {tuple(arr.shape)} but params were drawn for {params.shape}")
+    if not is_cupy(arr):
+        return wrap_array(apply_numpy(arr, params), kind)
+    from .apply_cupy import apply_cupy
+
+    with on_device_of(x):
+        return wrap_array(apply_cupy(arr, params), kind)
+
+
+def mix_normalize_batch(
+    frames: Any,
+    params: MixParams,
+    mean: Any,
+    std: Any,
+    *,
+    out: Any = None,
+    dtype: Any = np.float32,
+) -> Any:
+    """Fused pipeline step: paste by ``params``, ``(x - mean) / std``, cast, NCTHW.
+
+    ``frames``: a list of N per-sample (T, H, W, C) uint8 clips (NumPy on CPU, CuPy on
+    GPU; they need not be contiguous with each other) or one (N, T, H, W, C) array.
+    ``mean`` / ``std``: per channel, in 0..255 units.  ``dtype``: float32 or float16.
+    ``out``: optional caller-owned (N, C, T, H, W) array (NumPy / CuPy / torch) written
+    in place and returned; otherwise a new array of the frames' kind.  Mode ``none``
+    (or ``applied`` all false) is a plain normalise + transpose.
+    """
+    if isinstance(dtype, str) or isinstance(dtype, type) or isinstance(dtype, np.dtype):
+        dt = np.dtype(dtype)
+    else:  # e.g. torch.float16
+        dt = np.dtype(str(dtype).replace("torch.", ""))
+    seq = frames if isinstance(frames, (list, tuple)) else [frames]
+    on_gpu = len(seq) > 0 and is_cupy(seq[0])
+    out_arr, out_kind = None, None
+    if out is not None:
+        out_arr, out_kind, _ = unwrap_array(out, "out")
+    if not on_gpu:
+        if out_arr is not None and is_cupy(out_arr):
+            raise ValueError("out must live on the CPU when frames do")
+        res = mix_normalize_batch_numpy(frames, params, mean, std, out=out_arr, dtype=dt)
+        return out if out is not None else res
+    from .apply_cupy import mix_normalize_batch_cupy
+
+    if out_arr is not None and not is_cupy(out_arr):
+        raise ValueError("out must live on the GPU when frames do")
+    with on_device_of(out if out is not None else seq[0]):
+        res = mix_normalize_batch_cupy(frames, params, mean, std, out=out_arr, dtype=dt)
+    return out if out is not None else res
+
+
+def _default_rank() -> int:
+    torch = sys.modules.get("torch")  # if DDP is initialised, torch is imported
+    if torch is not None:
+        dist = getattr(torch, "distributed", None)
+        if dist is not None and dist.is_available() and dist.is_initialized():
+            return int(dist.get_rank())
+    return 0
+
+
+class VideoMix:
+    """VideoMix family batch augmentation (Yun et al., "VideoMix: Rethinking Data
+    Augmentation for Video Classification", 2020), with CutMix / Mixup / Cutout
+    extended to video as the paper's baselines.
+
+    Args:
+        mode: ``"spatial"`` (VideoMix, default: box over H x W, all T frames),
+            ``"temporal"`` (frames t1:t2, whole frame; also (N, T, D) features),
+            ``"spatiotemporal"`` (cuboid, = 3-D CutMix), ``"perframe"`` (independent
+            spatial box and lam per frame; ablation), ``"mixup"`` (voxel-wise blend),
+            ``"cutout"`` (3-D erase to 0, labels unchanged) or ``"none"``.
+        alpha: lam ~ Beta(alpha, alpha); > 0.
+        prob: chance to mix, per batch (per sample with ``per_sample=True``).
+        num_videos: k >= 2; k - 1 boxes pasted from k - 1 distinct partners, in order.
+        num_classes: K, needed for int labels.
+        label_smoothing: eps in [0, 1), applied to one-hot targets before mixing.
+        per_sample: False (paper): one lam and one box shared by the batch; True:
+            every sample draws its own ``applied``, lam and box.
+        seed: base seed (None: fresh entropy, kept in ``seed``).  Params of a step come
+            from ``PCG64(SeedSequence([seed, rank, step]))``: the same on every backend,
+            different per DDP rank and per step.
+        cutout_size: ``(h, w)`` (all T frames) or ``(t, h, w)`` fixed cutout box, e.g.
+            ``(112, 112)`` as in the paper's Table 2; None: box from lam like
+            spatiotemporal.
+        rank: DDP rank (default: torch.distributed's rank if initialised, else 0).
+    """
+
+    def __init__(
+        self,
+        mode: str = "spatial",
+        *,
+        alpha: float = 1.0,
+        prob: float = 1.0,
+        num_videos: int = 2,
+        num_classes: int | None = None,
+        label_smoothing: float = 0.0,
+        per_sample: bool = False,
+        seed: int | None = None,
+        cutout_size: tuple[int | None, ...] | None = None,
+        rank: int | None = None,
+    ) -> None:
+        self.cutout_size = validate_options(mode, alpha, prob, num_videos, cutout_size)
+        self._cutout_arg = cutout_size
+        self.mode = mode
+        self.alpha = float(alpha)
+        self.prob = float(prob)
+        self.num_videos = int(num_videos)
+        if num_classes is not None and (
+            isinstance(num_classes, bool)
+            or not isinstance(num_classes, (int, np.integer))
+            or num_classes < 1
+        ):
+            raise ValueError(f"num_classes must be an int >= 1 or None, got {num_classes!r}")
+        self.num_classes = None if num_classes is None else int(num_classes)
+        self.label_smoothing = check_label_smoothing(label_smoothing)
+        if not isinstance(per_sample, (bool, np.bool_)):
+            raise ValueError(f"per_sample must be a bool, got {per_sample!r}")
+        self.per_sample = bool(per_sample)
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be an int >= 0 or None, got {seed!r}")
+        self.seed = int(seed)
+        if rank is None:
+            rank = _default_rank()
+        if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 0:
+            raise ValueError(f"rank must be an int >= 0 or None, got {rank!r}")
+        self.rank = int(rank)
+        self._step = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"VideoMix(mode={self.mode!r}, alpha={self.alpha}, prob={self.prob}, "
+            f"num_videos={self.num_videos}, num_classes={self.num_classes}, "
+            f"label_smoothing={self.label_smoothing}, per_sample={self.per_sample}, "
+            f"seed={self.seed}, cutout_size={self._cutout_arg}, rank={self.rank})"
+        )
+
+    # ---- seeding / checkpoint
+    @property
+    def step(self) -> int:
+        """The step the next ``sample()`` without ``step=`` will use."""
+        return self._step
+
+    def rng(self, step: int) -> np.random.Generator:
+        return np.random.Generator(
+            np.random.PCG64(np.random.SeedSequence([self.seed, self.rank, step]))
+        )
+
+    def state_dict(self) -> dict[str, int]:
+        return {"step": self._step, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        step = state.get("step")
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+            raise ValueError(f"state['step'] must be an int >= 0, got {step!r}")
+        self._step = int(step)
+        if "seed" in state:
+            self.seed = int(state["seed"])
+
+    # ---- the three verbs
+    def sample(self, shape: tuple[int, ...], *, step: int | None = None) -> MixParams:
+        """Draw the params of one batch of ``shape`` (N, C, T, H, W) or (N, T, D).
+
+        Without ``step`` the internal step counter is used and advanced.
+        """
+        if step is None:
+            step = self._step
+            self._step += 1
+        elif isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+            raise ValueError(f"step must be an int >= 0, got {step!r}")
+        return sample_mix_params(
+            tuple(shape),
+            rng=self.rng(int(step)),
+            mode=self.mode,
+            alpha=self.alpha,
+            prob=self.prob,
+            num_videos=self.num_videos,
+            per_sample=self.per_sample,
+            cutout_size=self._cutout_arg,
+        )
+
+    def apply(self, x: Any, y: Any, params: MixParams) -> tuple[Any, Any]:
+        """Pure: ``(mixed x, soft labels (N, K) float32)``; same params, same result.
+
+        ``y`` may be None (then the second result is None).
+        """
+        arr, _, _ = unwrap_array(x, "x")
+        _check_x(arr, self.mode)
+        x_out = apply_mix(x, params)
+        y_soft = None
+        if y is not None:
+            y_soft = mix_labels(y, params, self.num_classes, self.label_smoothing)
+        return x_out, y_soft
+
+    def __call__(self, x: Any, y: Any, *, step: int | None = None) -> tuple[Any, Any]:
+        arr, _, _ = unwrap_array(x, "x")
+        _check_x(arr, self.mode)
+        return self.apply(x, y, self.sample(tuple(arr.shape), step=step))
+
+
+def _check_x(arr: Any, mode: str) -> None:
+    if arr.ndim == 5:
+        N, C, T, H, W = arr.shape
+        if W in (1, 3) and C not in (1, 3) and H > 4:
+            raise ValueError(
+                f"x of shape {tuple(arr.shape)} looks channel-last (N, T, H, W, C); "
+                "x must be (N, C, T, H, W)"
+            )
+        return
+    if arr.ndim == 3:
+        if mode not in ("temporal", "mixup", "none"):
+            raise ValueError(
+                f"x of shape {tuple(arr.shape)} is an (N, T, D) feature sequence, which "
+                f"mode={mode!r} does not accept (only temporal, mixup, none)"
+            )
+        return
+    raise ValueError(
+        f"x must be (N, C, T, H, W) (or (N, T, D) features for temporal mixing), "
+        f"got ndim={arr.ndim}, shape {tuple(arr.shape)}"
+    )

@@ -28,3 +28,13 @@ def test_stream_reports_every_clip_of_each_epoch(tmp_path, capsys):
 def test_stream_on_a_missing_folder_names_it(tmp_path):
     with pytest.raises(SystemExit, match=str(tmp_path / "nowhere")):
         main(["stream", "--data", str(tmp_path / "nowhere"), "--device", "cpu"])
+
+
+def test_show_writes_a_grid_of_the_mixed_batch(tmp_path, capsys):
+    for c in range(2):
+        for v in range(2):
+            write_video(tmp_path / "data" / f"class{c}" / f"{v}.webm", ramp_video(20, 40, 48, v))
+    out = tmp_path / "grid.png"
+    main(["show", "--data", str(tmp_path / "data"), "--mode", "temporal", "--out", str(out)])
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "MixParams(mode='temporal', shape=(4, 3, 8, 112, 112)" in capsys.readouterr().out

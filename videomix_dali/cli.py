@@ -58,6 +58,35 @@ def cmd_stream(args: argparse.Namespace) -> None:
         )
 
 
+def cmd_show(args: argparse.Namespace) -> None:
+    """Mix one batch of demo (or given) clips and draw it: samples x frames, boxes, weights."""
+    import numpy as np
+
+    from .demo import ensure_demo_dataset
+    from .loader import VideoLoader
+    from .mix import VideoMix, render_mix_grid
+
+    data = args.data or ensure_demo_dataset(args.demo_root) / "train"
+    loader = VideoLoader(
+        data, recipe=args.recipe, device="cpu", batch_size=args.batch_size, seed=args.seed
+    )
+    video, label = next(iter(loader))
+    mean = np.asarray(loader.settings["mean"], np.float32).reshape(1, 3, 1, 1, 1)
+    std = np.asarray(loader.settings["std"], np.float32).reshape(1, 3, 1, 1, 1)
+    pixels = np.clip(np.rint(video.numpy() * std + mean), 0, 255).astype(np.uint8)
+    mix = VideoMix(
+        args.mode,
+        alpha=args.alpha,
+        num_videos=args.num_videos,
+        num_classes=loader.num_classes,
+        seed=args.seed,
+    )
+    params = mix.sample(pixels.shape)
+    mixed, target = mix.apply(pixels, label.numpy(), params)
+    path = render_mix_grid(mixed, params, target, loader.classes, args.out)
+    print(f"wrote {path}\n{params}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="videomix-dali", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -78,6 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive_int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_stream)
+
+    p = sub.add_parser("show", help="draw a mixed batch as a PNG grid (samples x frames)")
+    p.add_argument("--mode", default="spatial", help="mixing mode (spatial, temporal, ...)")
+    p.add_argument("--alpha", type=float, default=1.0)
+    p.add_argument("--num-videos", type=int, default=2)
+    p.add_argument("--data", help="folder or index file (default: the demo train split)")
+    p.add_argument("--demo-root", default="data/demo", help="where the demo dataset lives")
+    p.add_argument("--recipe", default="demo")
+    p.add_argument("--batch-size", type=_positive_int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="videomix.png", help="PNG file to write")
+    p.set_defaults(func=cmd_show)
     return parser
 
 

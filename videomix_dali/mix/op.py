@@ -68,15 +68,13 @@ def mix_normalize_batch(
     in place and returned; otherwise a new array of the frames' kind.  Mode ``none``
     (or ``applied`` all false) is a plain normalise + transpose.
     """
-    if isinstance(dtype, str) or isinstance(dtype, type) or isinstance(dtype, np.dtype):
-        dt = np.dtype(dtype)
-    else:  # e.g. torch.float16
-        dt = np.dtype(str(dtype).replace("torch.", ""))
+    try:  # numpy dtypes, names, or torch dtypes such as torch.float16
+        dt = np.dtype(str(dtype).replace("torch.", "") if "torch." in str(dtype) else dtype)
+    except TypeError:
+        raise ValueError(f"dtype must be float32 or float16, got {dtype!r}") from None
     seq = frames if isinstance(frames, (list, tuple)) else [frames]
     on_gpu = len(seq) > 0 and is_cupy(seq[0])
-    out_arr, out_kind = None, None
-    if out is not None:
-        out_arr, out_kind, _ = unwrap_array(out, "out")
+    out_arr = None if out is None else unwrap_array(out, "out")[0]
     if not on_gpu:
         if out_arr is not None and is_cupy(out_arr):
             raise ValueError("out must live on the CPU when frames do")

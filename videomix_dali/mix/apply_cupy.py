@@ -42,10 +42,7 @@ _FUSED_KERNELS = {np.dtype(np.float32): "vm_fused_f32", np.dtype(np.float16): "v
 
 def kernel_dir() -> Path:
     """Folder holding videomix.cuh / videomix.cu (the package ``videomix_dali.kernels``)."""
-    try:
-        return Path(str(importlib.resources.files("videomix_dali.kernels")))
-    except ModuleNotFoundError:  # source checkout that is not installed
-        return Path(__file__).resolve().parents[2] / "kernels"
+    return Path(str(importlib.resources.files("videomix_dali.kernels")))
 
 
 @functools.lru_cache(maxsize=1)

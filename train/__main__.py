@@ -1,0 +1,201 @@
+"""python -m train: train and evaluate a video classifier on the videomix-dali pipeline.
+
+    python -m train --recipe demo --compare none,spatial         # the demo main job
+    python -m train --recipe kinetics --data K400/train.csv --val K400/val.csv \\
+        --model slowonly50 --mix spatial --out runs/so50-vmix
+    python -m train --model slowfast50 --describe                # params + GFLOPs per view
+    torchrun --nproc_per_node 8 -m train ...                     # DDP, one pipeline per rank
+"""
+
+from __future__ import annotations
+
+import os
+
+# before torch loads OpenMP: threads that sleep instead of spinning when they wait. On a
+# shared 2-core machine spinning threads slowed training ~10x whenever another job ran.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+from dataclasses import fields
+from pathlib import Path
+
+from videomix_dali.mix import MODES
+from videomix_dali.recipes import list_recipes, load_recipe
+
+from . import distributed as dist_utils
+from .loop import SCHEDULES, TrainConfig, run
+from .models import available_models, build_model, describe, loader_frames
+
+DEMO_ROOT = "data/demo"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m train",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.split("\n")[1:]),
+    )
+    p.add_argument("--recipe", default="demo", choices=list_recipes(), help="dataset protocol")
+    p.add_argument("--data", help="training set (folder-per-class or index file); demo: generated")
+    p.add_argument("--val", nargs="*", help="test sets evaluated after training (multi-view)")
+    p.add_argument("--model", default=None, help=f"one of {', '.join(available_models())}")
+    p.add_argument("--width", type=int, default=None, help="base width (64 = the paper's)")
+    p.add_argument("--num-frames", type=int, help="T of the (slow) clip; default: recipe")
+    p.add_argument("--stride", type=int, help="tau of the (slow) clip; default: recipe")
+    p.add_argument("--crop-size", type=int)
+    p.add_argument("--batch-size", type=int, help="per process; default: recipe")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float, help="lr for batch 64 (scaled by global batch / 64)")
+    p.add_argument("--warmup-epochs", type=float)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--dropout", type=float, default=0.5)
+    p.add_argument("--mix", default="none", choices=list(MODES), help="VideoMix mode")
+    p.add_argument("--alpha", type=float, default=1.0, help="lambda ~ Beta(alpha, alpha)")
+    p.add_argument("--prob", type=float, default=1.0, help="chance to mix a batch")
+    p.add_argument("--num-videos", type=int, default=2)
+    p.add_argument("--compare", help="comma-separated mix modes trained with the same budget")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
+    p.add_argument("--threads", type=int, default=2, help="DALI CPU threads per pipeline")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-every", type=int, default=0, help="epochs; 0: after the last only")
+    p.add_argument("--out", help="run folder (default runs/<recipe>-<model>-<mix>)")
+    p.add_argument(
+        "--resume", nargs="?", const="auto", help="continue from OUT/checkpoint.pt (or PATH)"
+    )
+    p.add_argument("--describe", action="store_true", help="print params and GFLOPs, exit")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def config_from(args: argparse.Namespace, mix: str) -> TrainConfig:
+    demo = args.recipe == "demo"
+    if args.data is None:
+        if not demo:
+            raise SystemExit(f"--data is required for --recipe {args.recipe}")
+        from videomix_dali.demo import ensure_demo_dataset
+
+        if dist_utils.is_main():  # one writer; the other ranks wait for it
+            ensure_demo_dataset(DEMO_ROOT, progress=not args.no_progress)
+        dist_utils.barrier()
+        root = Path(DEMO_ROOT)
+        args.data = str(root / "train")
+        if args.val is None:
+            args.val = [str(root / "test_biased"), str(root / "test_debiased")]
+    model = args.model or ("slowonly18" if demo else "slowonly50")
+    width = args.width or (16 if demo and model.startswith("slowonly") else 64)
+    values = {
+        "recipe": args.recipe,
+        "data": args.data,
+        "val": list(args.val or []),
+        "model": model,
+        "width": width,
+        "num_frames": args.num_frames,
+        "stride": args.stride,
+        "crop_size": args.crop_size,
+        "batch_size": args.batch_size or load_recipe(args.recipe)["batch_size"],
+        "epochs": args.epochs,
+        "lr": args.lr,
+        "warmup_epochs": args.warmup_epochs,
+        "weight_decay": args.weight_decay,
+        "momentum": 0.9,
+        "dropout": args.dropout,
+        "mix": mix,
+        "alpha": args.alpha,
+        "prob": args.prob,
+        "num_videos": args.num_videos,
+        "seed": args.seed,
+        "device": args.device,
+        "num_threads": args.threads,
+        "eval_every": args.eval_every,
+    }
+    assert set(values) == {f.name for f in fields(TrainConfig)}
+    return TrainConfig(**values)
+
+
+def print_describe(args: argparse.Namespace) -> None:
+    recipe = load_recipe(args.recipe)
+    demo = args.recipe == "demo"
+    model_name = args.model or ("slowonly18" if demo else "slowonly50")
+    width = args.width or (16 if demo and model_name.startswith("slowonly") else 64)
+    num_classes = {"kinetics": 400, "mini-kinetics": 200, "ssv2": 174, "ucf101": 101}.get(
+        args.recipe, {"hmdb51": 51}.get(args.recipe, 4)
+    )
+    model = build_model(model_name, num_classes, width=width)
+    t, tau = loader_frames(
+        model, args.num_frames or recipe["num_frames"], args.stride or recipe["stride"]
+    )
+    crop = args.crop_size or recipe["crop_size"]
+    views = recipe["test_clips"] * recipe["test_crops"]
+    print(f"{model_name} (width {width}, {num_classes} classes; loader clip {t}x{tau})")
+    print("  " + describe(model, (3, t, crop, crop)))
+    print(f"  test views per video ({args.recipe}): {views}")
+
+
+def compare(args: argparse.Namespace, modes: list[str]) -> dict[str, dict]:
+    """Train one run per mode (same seed, budget, model) and print top-1 side by side."""
+    import time
+
+    for m in modes:
+        if m not in MODES:
+            raise SystemExit(f"--compare: unknown mode {m!r}; choose from {', '.join(MODES)}")
+    base = Path(args.out or f"runs/compare-{args.recipe}")
+    table: dict[str, dict] = {}
+    for m in modes:
+        cfg = config_from(args, m)
+        start = time.perf_counter()
+        results = run(cfg, base / m, progress=not args.no_progress)
+        table[m] = {
+            "wall_s": time.perf_counter() - start,
+            **{f"{k} top-1": r.top1 for k, r in results.items()},
+            **{f"{k} top-5": r.top5 for k, r in results.items()},
+        }
+    if dist_utils.is_main():
+        print(format_table(table, cfg))
+    return table
+
+
+def format_table(table: dict[str, dict], cfg: TrainConfig) -> str:
+    modes = list(table)
+    rows = [k for k in table[modes[0]] if k.endswith("top-1")] + ["wall_s"]
+    head = f"| {'':<24} | " + " | ".join(f"{m:>10}" for m in modes) + " |"
+    lines = [
+        f"{cfg.model} width {cfg.width}, seed {cfg.seed}, {cfg.epochs or '-'} epochs, "
+        f"batch {cfg.batch_size}, recipe {cfg.recipe}",
+        head,
+        "|" + "-" * 26 + "|" + "|".join("-" * 12 for _ in modes) + "|",
+    ]
+    for r in rows:
+        label = "train+eval wall time (s)" if r == "wall_s" else r
+        cells = [f"{table[m][r]:>10.1f}" for m in modes]
+        lines.append(f"| {label:<24} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.describe:
+        print_describe(args)
+        return 0
+    if args.epochs is None and args.recipe == "demo":
+        args.epochs = SCHEDULES["demo"].epochs
+    dist_utils.setup(args.device)
+    try:
+        if args.compare:
+            compare(args, [m.strip() for m in args.compare.split(",") if m.strip()])
+        else:
+            cfg = config_from(args, args.mix)
+            out = args.out or f"runs/{cfg.recipe}-{cfg.model}-{cfg.mix}"
+            results = run(cfg, out, resume=args.resume, progress=not args.no_progress)
+            if dist_utils.is_main():
+                for name, r in results.items():
+                    print(f"{name}: top-1 {r.top1:.2f}  top-5 {r.top5:.2f}  ({r.num_videos})")
+                print(f"run folder: {out}")
+    finally:
+        dist_utils.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 from tqdm import tqdm
 
+from .bench import add_bench_parser
+
 
 def _positive_int(text: str) -> int:
     value = int(text)
@@ -22,6 +24,13 @@ def cmd_demo_data(args: argparse.Namespace) -> None:
 
     root = make_demo_dataset(args.dir, seed=args.seed, h264=args.h264)
     print(f"demo dataset ready in {root}")
+
+
+def cmd_demo_features(args: argparse.Namespace) -> None:
+    from .features import make_demo_features
+
+    root = make_demo_features(args.dir, seed=args.seed)
+    print(f"demo features ready in {root}")
 
 
 def cmd_stream(args: argparse.Namespace) -> None:
@@ -97,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--h264", action="store_true", help="also write H.264 .mp4 copies")
     p.set_defaults(func=cmd_demo_data)
 
+    p = sub.add_parser("demo-features", help="generate synthetic WSTAL feature data")
+    p.add_argument("dir", help="output folder, e.g. data/demo-features")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo_features)
+
     p = sub.add_parser("stream", help="stream augmented batches and print clips/s")
     p.add_argument("--data", help="folder or index file (default: the demo train split)")
     p.add_argument("--demo-root", default="data/demo", help="where the demo dataset lives")
@@ -119,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="videomix.png", help="PNG file to write")
     p.set_defaults(func=cmd_show)
+
+    add_bench_parser(sub)
     return parser
 
 

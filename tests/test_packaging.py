@@ -22,7 +22,8 @@ def test_wheel_ships_kernels_and_recipes_inside_the_package(tmp_path):
     recipes = {f"videomix_dali/pipelines/{p.name}" for p in (ROOT / "pipelines").glob("*.toml")}
     kernels = {f"videomix_dali/kernels/{p.name}" for p in (ROOT / "kernels").glob("*.cu*")}
     assert {"videomix_dali/pipelines/kinetics.toml", "videomix_dali/pipelines/demo.toml"} <= recipes
-    assert recipes | kernels <= names
+    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "videomix_dali").rglob("*.py")}
+    assert recipes | kernels | modules <= names  # every subpackage is listed in pyproject
     top_level = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert top_level == {"videomix_dali"}
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))

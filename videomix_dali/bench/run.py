@@ -1,0 +1,144 @@
+"""``run_bench``: every requested loader, mixing off and on, measured the same way."""
+
+from __future__ import annotations
+
+import gc
+import math
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from .machine import cpu_cores, machine_info
+from .measure import measure_stream
+from .model import model_fields
+from .report import add_ratios, format_table, plot_report, write_json
+from .streams import loader_kwargs, make_stream, parse_loaders, skip_reason
+
+
+def run_bench(
+    data: str | Path | None = None,
+    *,
+    recipe: str = "demo",
+    device: str = "cpu",
+    batch_size: int | None = None,
+    frames: int | None = None,
+    stride: int | None = None,
+    crop: int | None = None,
+    mix: str = "spatial",
+    duration: float = 20.0,
+    warmup: float = 5.0,
+    loaders: str | Sequence[str] | None = None,
+    workers: int | None = None,
+    threads: int | None = None,
+    seed: int = 0,
+    model: str | None = None,
+    json_path: str | Path | None = None,
+    plot_path: str | Path | None = None,
+    demo_root: str | Path = "data/demo",
+    verbose: bool = True,
+) -> dict[str, Any]:
+    """Run every loader in ``loaders`` (default: all of :data:`LOADERS`) with mixing off and
+    with ``mix`` (skip the mixed rows with ``mix="none"``); return the report (the JSON).
+
+    ``workers`` (DataLoader workers of the peers) and ``threads`` (DALI threads) default to
+    the number of cores. ``model`` (GPU only) also times training steps fed by each loader.
+    """
+    import torch
+
+    from ..loader import VideoLoader
+    from ..mix import MODES
+
+    if device not in ("cpu", "gpu"):
+        raise ValueError(f"device={device!r} must be 'cpu' or 'gpu'")
+    if device == "gpu" and not torch.cuda.is_available():
+        raise ValueError("device='gpu' but no CUDA device is visible; use --device cpu")
+    if mix not in MODES:
+        raise ValueError(f"mix={mix!r} must be one of {', '.join(MODES)}")
+    for name, value in (("duration", duration), ("warmup", warmup)):
+        if not value >= 0 or not math.isfinite(value):
+            raise ValueError(f"{name}={value!r} must be a finite number >= 0")
+    if duration <= 0:
+        raise ValueError(f"duration={duration!r} must be > 0")
+    if model is not None and device != "gpu":
+        raise ValueError("--model times training steps on the GPU; it needs --device gpu")
+    names = parse_loaders(loaders)
+    cores = cpu_cores()
+    if data is None:
+        from ..demo import ensure_demo_dataset
+
+        data = ensure_demo_dataset(demo_root) / "train"
+    cfg: dict[str, Any] = {
+        "data": str(data),
+        "recipe": recipe,
+        "device": device,
+        "batch_size": batch_size,
+        "frames": frames,
+        "stride": stride,
+        "crop": crop,
+        "seed": seed,
+        "workers": workers or cores,
+        "threads": threads or cores,
+    }
+    probe = VideoLoader(data, **loader_kwargs(cfg))
+    s = probe.settings
+    cfg.update(
+        batch_size=s["batch_size"],
+        frames=s["num_frames"],
+        stride=s["stride"],
+        crop=s["crop_size"],
+        mean=list(s["mean"]),
+        std=list(s["std"]),
+        mix=mix,
+        duration_s=duration,
+        warmup_s=warmup,
+        loaders=names,
+        videos=len(probe.entries),
+        classes=probe.num_classes,
+        model=model,
+        baseline_mix=(
+            "none"
+            if mix == "none"
+            else "library op (perframe)"
+            if mix == "perframe"
+            else "timm_style_mix in the training loop"
+        ),
+    )
+    del probe
+    mixes = [None] if mix == "none" else [None, mix]
+    report: dict[str, Any] = {
+        "machine": machine_info(),
+        "config": cfg,
+        "results": [],
+        "skipped": [],
+    }
+    gpu = device == "gpu"
+    for name in names:
+        reason = skip_reason(name, device)
+        if reason is not None:
+            report["skipped"].append({"loader": name, "reason": reason})
+            if verbose:
+                print(f"skip {name}: {reason}", flush=True)
+            continue
+        for mode in mixes:
+            if verbose:
+                print(f"bench {name} mix={mode or 'none'} ...", flush=True)
+            make = partial(make_stream, name, data, cfg, mode)
+            row = {"loader": name, "device": device, "mix": mode or "none"}
+            row.update(
+                measure_stream(
+                    make, warmup=warmup, duration=duration, num_frames=cfg["frames"], gpu=gpu
+                )
+            )
+            if model is not None:
+                row.update(model_fields(model, make, cfg, warmup, duration))
+            report["results"].append(row)
+            gc.collect()
+    add_ratios(report)
+    if verbose:
+        print(format_table(report), flush=True)
+    if json_path is not None:
+        write_json(report, json_path)
+    if plot_path is not None:
+        plot_report(report, plot_path)
+    return report

@@ -18,12 +18,8 @@
     const long long stride = (long long)gridDim.x * blockDim.x;                              \
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;          \
          i += stride) {                                                                      \
-      const int w = (int)(i % W);                                                            \
-      long long r = i / W;                                                                   \
-      const int h = (int)(r % H);                                                            \
-      r /= H;                                                                                \
-      const int t = (int)(r % T);                                                            \
-      const int n = (int)(r / T);                                                            \
+      int n, t, h, w;                                                                        \
+      vm_unflatten(i, T, H, W, &n, &t, &h, &w);                                              \
       vm_paste_pixel<S, CT>(x, out, rows, row_len, coef, mode, n, t, h, w, C, T, H, W);      \
     }                                                                                        \
   }
@@ -46,12 +42,8 @@ VM_DEFINE_PASTE(vm_paste_f64, double, double)
     const long long stride = (long long)gridDim.x * blockDim.x;                              \
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;          \
          i += stride) {                                                                      \
-      const int w = (int)(i % W);                                                            \
-      long long r = i / W;                                                                   \
-      const int h = (int)(r % H);                                                            \
-      r /= H;                                                                                \
-      const int t = (int)(r % T);                                                            \
-      const int n = (int)(r / T);                                                            \
+      int n, t, h, w;                                                                        \
+      vm_unflatten(i, T, H, W, &n, &t, &h, &w);                                              \
       vm_fused_pixel<O>(frames, out, rows, row_len, coef, mean, stdev, mode, n, t, h, w, C,  \
                         T, H, W);                                                            \
     }                                                                                        \

@@ -89,6 +89,16 @@ VM_HD bool vm_is_mixup(int mode, const int* row) {
   return mode == VM_MIXUP && row[VM_ROW_APPLIED] != 0 && row[VM_ROW_NPASTE] > 0;
 }
 
+// Output pixel (n, t, h, w) of the flat index i over (N, T, H, W), w fastest.
+VM_HD void vm_unflatten(long long i, int T, int H, int W, int* n, int* t, int* h, int* w) {
+  *w = (int)(i % W);
+  i /= W;
+  *h = (int)(i % H);
+  i /= H;
+  *t = (int)(i % T);
+  *n = (int)(i / T);
+}
+
 // ---------------------------------------------------------------- arithmetic
 
 VM_HD float vm_add(float a, float b) {

@@ -119,6 +119,20 @@ def test_two_shards_deliver_every_video_once_per_epoch(dataset):
     assert shard0[:3] != shard0[3:]  # a new order every epoch
 
 
+def test_eval_shards_see_every_view_exactly_once_without_padding(dataset):
+    def items(shard_id):
+        loader = VideoLoader(
+            dataset, recipe="demo", device="cpu", train=False, batch_size=4, num_frames=2,
+            crop_size=16, test_crops=3, shard_id=shard_id, num_shards=2, return_index=True,
+            progress=False,
+        )  # fmt: skip
+        return sum((batch[2].tolist() for batch in collect(loader)), [])
+
+    shard0, shard1 = items(0), items(1)
+    assert (len(shard0), len(shard1)) == (14, 13)  # 9 videos x 3 crops, no wrap-around
+    assert sorted(shard0 + shard1) == sorted(list(range(9)) * 3)
+
+
 def test_same_seed_same_batches_different_seed_different(dataset):
     def run(seed):
         loader = VideoLoader(

@@ -157,14 +157,16 @@ class ClipSampler:
         self.last_batch = last_batch
         self.seed = seed
         self.num_items = len(videos) * config.views_per_video
-        self.per_shard = math.ceil(self.num_items / num_shards)
+        # Shards take global positions round-robin: shard s gets s, s + num_shards, ...
+        # Training pads the epoch order by wrapping around to a multiple of num_shards, so
+        # every rank runs the same number of steps; evaluation does not pad, so every view is
+        # seen exactly once over all shards (shard sizes then differ by at most one).
+        padded = math.ceil(self.num_items / num_shards) * num_shards
+        positions = np.arange(padded if config.train else self.num_items) % self.num_items
+        self.positions = positions[shard_id::num_shards]
+        self.per_shard = len(self.positions)
         full, rest = divmod(self.per_shard, batch_size)
         self.num_batches = full + (1 if rest and last_batch == "partial" else 0)
-        # The epoch order is padded by wrapping around to a multiple of num_shards (so every
-        # shard has the same count), then dealt out round-robin: shard s takes global
-        # positions s, s + num_shards, ...
-        padded = np.arange(self.per_shard * num_shards) % self.num_items
-        self.positions = padded[shard_id::num_shards]
 
     def epoch_order(self, epoch: int) -> np.ndarray:
         """Item id at each global position of ``epoch`` (a permutation when training)."""

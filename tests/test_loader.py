@@ -215,6 +215,7 @@ def test_h264_on_cpu_is_skipped_with_advice(tmp_path, caplog):
         ({"std": (1.0, 0.0, 1.0)}, "std="),
         ({"test_crops": 2}, "test_crops=2"),
         ({"batch_size": 64}, "batch_size=64 is larger"),
+        ({"train": False, "shard_id": 9, "num_shards": 10}, "num_shards=10 is more than the 9"),
     ],
 )
 def test_bad_arguments_name_the_argument(dataset, kwargs, message):

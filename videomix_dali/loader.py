@@ -158,6 +158,11 @@ class VideoLoader:
             last_batch=last_batch,
             seed=seed,
         )
+        if self.sampler.per_shard == 0:
+            raise ValueError(
+                f"num_shards={num_shards} is more than the {self.sampler.num_items} clips of "
+                f"{self.index.source}: shard {shard_id} would be empty"
+            )
         if self.sampler.num_batches == 0:
             raise ValueError(
                 f"batch_size={settings['batch_size']} is larger than the "

@@ -42,6 +42,13 @@ def _resolve_device(device: str) -> str:
     return device
 
 
+def _frame_range(entry, info: VideoInfo) -> tuple[int, int]:
+    """The entry's frames [first, last) within the file (an index may name a sub-range)."""
+    first = entry.start or 0
+    last = info.num_frames if entry.end is None else min(entry.end, info.num_frames)
+    return first, last
+
+
 class VideoLoader:
     """Batches of clips as torch tensors: video (N, C, T, H, W) normalized, target (N,) int64.
 
@@ -224,8 +231,7 @@ class VideoLoader:
             if reason:
                 self.skipped.append((entry.path, reason))
                 continue
-            first = entry.start or 0
-            last = info.num_frames if entry.end is None else min(entry.end, info.num_frames)
+            first, last = _frame_range(entry, info)
             entries.append(entry)
             videos.append((last - first, info.height, info.width, first))
         if self.skipped:
@@ -249,12 +255,11 @@ class VideoLoader:
                 f"codec {info.codec} cannot be decoded by DALI's CPU backend (VP8, VP9, MJPEG "
                 "only); use device='gpu' or transcode to VP9 (ffmpeg -i IN -c:v libvpx-vp9 OUT)"
             )
-        first = entry.start or 0
+        first, last = _frame_range(entry, info)
         if entry.end is not None and entry.end <= first:
             return f"frame range [{first}, {entry.end}) is empty"
         if first >= info.num_frames:
             return f"start frame {first} is past the video's {info.num_frames} frames"
-        last = info.num_frames if entry.end is None else min(entry.end, info.num_frames)
         s = self.settings
         needed = (
             s["num_frames"]

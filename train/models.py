@@ -147,6 +147,15 @@ def _init(module: nn.Module) -> None:
             nn.init.zeros_(m.bn2.weight)
 
 
+def _body(depth: int, last_stride: int) -> tuple[str, tuple[int, int, int, int]]:
+    """Block kind and blocks per stage of a ResNet-``depth`` body, after checking arguments."""
+    if depth not in DEPTHS:
+        raise ValueError(f"depth={depth} must be one of {sorted(DEPTHS)}")
+    if last_stride not in (1, 2):
+        raise ValueError(f"last_stride={last_stride} must be 1 or 2")
+    return DEPTHS[depth]
+
+
 class ResNet3d(nn.Module):
     """SlowOnly-``depth``: the slow pathway alone (stem, res2..res5, pooled linear head).
 
@@ -166,13 +175,9 @@ class ResNet3d(nn.Module):
         dropout: float = 0.5,
     ) -> None:
         super().__init__()
-        if depth not in DEPTHS:
-            raise ValueError(f"depth={depth} must be one of {sorted(DEPTHS)}")
         if width < 1:
             raise ValueError(f"width={width} must be >= 1")
-        if last_stride not in (1, 2):
-            raise ValueError(f"last_stride={last_stride} must be 1 or 2")
-        kind, blocks = DEPTHS[depth]
+        kind, blocks = _body(depth, last_stride)
         self.depth, self.width, self.kind = depth, width, kind
         self.stem = _stem(width, 1)
         c_in = width
@@ -222,13 +227,9 @@ class SlowFast(nn.Module):
         dropout: float = 0.5,
     ) -> None:
         super().__init__()
-        if depth not in DEPTHS:
-            raise ValueError(f"depth={depth} must be one of {sorted(DEPTHS)}")
         if width % beta_inv:
             raise ValueError(f"width={width} must be a multiple of beta_inv={beta_inv}")
-        if last_stride not in (1, 2):
-            raise ValueError(f"last_stride={last_stride} must be 1 or 2")
-        kind, blocks = DEPTHS[depth]
+        kind, blocks = _body(depth, last_stride)
         exp = EXPANSION[kind]
         self.depth, self.width, self.kind, self.alpha = depth, width, kind, alpha
         fw = width // beta_inv

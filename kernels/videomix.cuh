@@ -5,23 +5,28 @@
 //
 // Everything here is a pure function of (output voxel, params row of its sample).
 //
-// Params row of sample n (int32, one row per sample, all rows the same length R):
+// Params row of sample n (int32, one row per sample, all rows the same length R);
+// MixParams.pack() in videomix_dali/mix/params.py writes exactly this:
 //   [0]               applied   (0/1)
 //   [1]               P         number of pastes (k-1 for the mixing modes, 1 for cutout, 0 for none)
 //   [2]               B         boxes per paste (T for perframe: box b covers frame b only; else 1)
-//   [3 .. 3+P)        partner of each paste (-1: erase to zero, i.e. cutout)
-//   [3+P .. R)        P*B boxes of 6 ints {t1, t2, h1, h2, w1, w2}, half-open [a1, a2),
-//                     already clipped to the clip; box (j, b) starts at 3 + P + 6*(j*B + b)
-//   R = 3 + P + 6*P*B
-// Mixup coefficients of sample n (float64, 2*P values): {lam_j, 1 - lam_j} per paste.
-//
+//   [3]               K         length of a coef row (below)
+//   [4], [5], [6]     num_videos, per_sample, mode code (read by the NumPy side only;
+//                     the kernels take the mode as an argument)
+//   [7 .. 7+P)        partner of each paste (-1: erase to zero, i.e. cutout)
+//   [7+P .. R)        P*B boxes of 6 ints {t1, t2, h1, h2, w1, w2}, half-open [a1, a2),
+//                     already clipped to the clip; box (j, b) starts at 7 + P + 6*(j*B + b)
+//   R = 7 + P + 6*P*B
+// Coef row of sample n (float64, K values): {lam_j, 1 - lam_j} per paste (mixup reads
+// these), then values only the NumPy side reads (all lam, label weights).
 // Semantics (VideoMix Eq. 1-2, the paste direction of the text, not of Appendix A):
 // pastes are applied in order j = 0..P-1, each one copies the box of partner j into
 // the output, later pastes overwrite earlier ones; everything outside all boxes comes
 // from the sample itself.  mixup blends instead: acc = acc*lam_j + partner_j*(1-lam_j).
 //
 // Floating point: every operation is one IEEE round-to-nearest-even operation in the
-// order written here (device: __fmul_rn & co, which nvcc never contracts into an FMA;
+// order written here (device: float32 as inline PTX add/sub/mul/div.rn without .ftz,
+// float64 as __dmul_rn & co, none of which is ever contracted into an FMA or flushed;
 // host: build with -ffp-contract=off).  That is also NumPy's order, so results are
 // bit-identical to the NumPy twin.  float16 is handled as raw bits (unsigned short)
 // with a hand-written round-to-nearest-even conversion identical to NumPy's.
@@ -50,15 +55,12 @@
 #define VM_ROW_APPLIED 0
 #define VM_ROW_NPASTE 1
 #define VM_ROW_NBOX 2
-#define VM_ROW_PARTNERS 3
+#define VM_ROW_NCOEF 3
+#define VM_ROW_PARTNERS 7
 
 typedef unsigned short vm_half;  // float16 storage (raw IEEE binary16 bits)
 
 // ---------------------------------------------------------------- index math
-
-VM_HD int vm_row_length(int num_pastes, int boxes_per_paste) {
-  return 3 + num_pastes + 6 * num_pastes * boxes_per_paste;
-}
 
 VM_HD const int* vm_box(const int* row, int j, int b) {
   const int P = row[VM_ROW_NPASTE];
@@ -100,35 +102,43 @@ VM_HD void vm_unflatten(long long i, int T, int H, int W, int* n, int* t, int* h
 }
 
 // ---------------------------------------------------------------- arithmetic
+// CuPy compiles every kernel with -ftz=true (cupy/cuda/compiler.py), which would turn each
+// float32 instruction the compiler emits into its .ftz form: subnormal inputs and results
+// flushed to zero, unlike NumPy.  So on the device every float32 operation here is one
+// inline PTX instruction without .ftz, which no compiler flag rewrites.
 
-VM_HD float vm_add(float a, float b) {
 #ifdef __CUDA_ARCH__
-  return __fadd_rn(a, b);
+#define VM_PTX_F32_BINARY(NAME, OP)                                      \
+  VM_HD float NAME(float a, float b) {                                   \
+    float r;                                                             \
+    asm(OP ".rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));             \
+    return r;                                                            \
+  }
+VM_PTX_F32_BINARY(vm_add, "add")
+VM_PTX_F32_BINARY(vm_sub, "sub")
+VM_PTX_F32_BINARY(vm_mul, "mul")
+VM_PTX_F32_BINARY(vm_div, "div")
+#undef VM_PTX_F32_BINARY
 #else
-  return a + b;
+VM_HD float vm_add(float a, float b) { return a + b; }
+VM_HD float vm_sub(float a, float b) { return a - b; }
+VM_HD float vm_mul(float a, float b) { return a * b; }
+VM_HD float vm_div(float a, float b) { return a / b; }
+#endif
+
+// A float64 coefficient in the compute type: round to nearest float32 (subnormals kept),
+// or unchanged for float64.  The second argument only selects the type.
+VM_HD float vm_narrow(double d, float) {
+#ifdef __CUDA_ARCH__
+  float r;
+  asm("cvt.rn.f32.f64 %0, %1;" : "=f"(r) : "d"(d));
+  return r;
+#else
+  return (float)d;
 #endif
 }
-VM_HD float vm_sub(float a, float b) {
-#ifdef __CUDA_ARCH__
-  return __fsub_rn(a, b);
-#else
-  return a - b;
-#endif
-}
-VM_HD float vm_mul(float a, float b) {
-#ifdef __CUDA_ARCH__
-  return __fmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-VM_HD float vm_div(float a, float b) {
-#ifdef __CUDA_ARCH__
-  return __fdiv_rn(a, b);
-#else
-  return a / b;
-#endif
-}
+VM_HD double vm_narrow(double d, double) { return d; }
+
 VM_HD double vm_add(double a, double b) {
 #ifdef __CUDA_ARCH__
   return __dadd_rn(a, b);
@@ -232,12 +242,6 @@ VM_HD vm_half vm_float_to_half(float f) {
   return (vm_half)(sign | hbits);
 }
 
-#ifdef __CUDA_ARCH__
-#define VM_RINTF(v) rintf(v)
-#else
-#define VM_RINTF(v) std::nearbyint(v)  // default rounding mode: to nearest, ties to even
-#endif
-
 // Storage <-> compute conversions.  Compute type: float for uint8/float16/float32,
 // double for float64.
 VM_HD float vm_load(const unsigned char* p) { return (float)(*p); }
@@ -245,10 +249,17 @@ VM_HD float vm_load(const vm_half* p) { return vm_half_to_float(*p); }
 VM_HD float vm_load(const float* p) { return *p; }
 VM_HD double vm_load(const double* p) { return *p; }
 
+// uint8: round to nearest even, then clamp to [0, 255] (NumPy: clip(rint(v)).astype(uint8)).
 VM_HD void vm_store(unsigned char* p, float v) {
-  float r = VM_RINTF(v);
+#ifdef __CUDA_ARCH__
+  unsigned short r;
+  asm("cvt.rni.sat.u8.f32 %0, %1;" : "=h"(r) : "f"(v));
+  *p = (unsigned char)r;
+#else
+  float r = std::nearbyint(v);  // default rounding mode: to nearest, ties to even
   r = r < 0.0f ? 0.0f : (r > 255.0f ? 255.0f : r);
   *p = (unsigned char)r;
+#endif
 }
 VM_HD void vm_store(vm_half* p, float v) { *p = vm_float_to_half(v); }
 VM_HD void vm_store(float* p, float v) { *p = v; }
@@ -267,13 +278,13 @@ VM_HD void vm_paste_pixel(const S* x, S* out, const int* rows, int row_len, cons
   const long long pix = ((long long)t * H + h) * W + w;
   if (vm_is_mixup(mode, row)) {
     const int P = row[VM_ROW_NPASTE];
-    const double* cf = coef + (long long)n * 2 * P;
+    const double* cf = coef + (long long)n * row[VM_ROW_NCOEF];
     for (int c = 0; c < C; ++c) {
       CT acc = vm_load(x + ((long long)n * C + c) * plane + pix);
       for (int j = 0; j < P; ++j) {
         const int p = row[VM_ROW_PARTNERS + j];
         const CT other = vm_load(x + ((long long)p * C + c) * plane + pix);
-        acc = vm_blend(acc, other, (CT)cf[2 * j], (CT)cf[2 * j + 1]);
+        acc = vm_blend(acc, other, vm_narrow(cf[2 * j], acc), vm_narrow(cf[2 * j + 1], acc));
       }
       vm_store(out + ((long long)n * C + c) * plane + pix, acc);
     }
@@ -299,12 +310,13 @@ VM_HD void vm_fused_pixel(const unsigned char* const* frames, O* out, const int*
   const long long pix = ((long long)t * H + h) * W + w;
   if (vm_is_mixup(mode, row)) {
     const int P = row[VM_ROW_NPASTE];
-    const double* cf = coef + (long long)n * 2 * P;
+    const double* cf = coef + (long long)n * row[VM_ROW_NCOEF];
     for (int c = 0; c < C; ++c) {
       float acc = (float)frames[n][pix * C + c];
       for (int j = 0; j < P; ++j) {
         const int p = row[VM_ROW_PARTNERS + j];
-        acc = vm_blend(acc, (float)frames[p][pix * C + c], (float)cf[2 * j], (float)cf[2 * j + 1]);
+        acc = vm_blend(acc, (float)frames[p][pix * C + c], vm_narrow(cf[2 * j], acc),
+                       vm_narrow(cf[2 * j + 1], acc));
       }
       vm_store(out + ((long long)n * C + c) * plane + pix, vm_normalize(acc, mean[c], stdev[c]));
     }

@@ -102,7 +102,7 @@ PARAMS = list(_param_cases())
 
 
 def _write_params(tmp, p):
-    rows, coef = p.kernel_rows()
+    rows, coef = p.pack()
     rows.astype(np.int32).tofile(tmp / "rows.i32")
     coef.astype(np.float64).tofile(tmp / "coef.f64")
 
@@ -223,6 +223,7 @@ def test_kernels_compile_to_ptx(tmp_path):
             "--ptx",
             f"-arch={arch}",
             "--fmad=false",
+            "-ftz=true",  # CuPy adds it to every compile
             f"-I{KERNELS}",
             str(src),
             "-o",
@@ -236,6 +237,7 @@ def test_kernels_compile_to_ptx(tmp_path):
         entries = set(re.findall(r"\.visible \.entry (\w+)\(", ptx))
         assert entries == set(KERNEL_NAMES), (out.name, entries)
         assert "fma.rn.f32" not in ptx  # no contraction: bit-identical to the NumPy twin
+        assert ".ftz" not in ptx  # subnormals kept under -ftz=true, as NumPy keeps them
 
 
 def test_cupy_source_compiles_with_nvrtc():
@@ -246,11 +248,11 @@ def test_cupy_source_compiles_with_nvrtc():
         nvrtc.getVersion()
     except Exception as e:  # no cupy, or no libnvrtc on this machine
         pytest.skip(f"NVRTC not available: {e}")
-    from videomix_dali.mix.apply_cupy import NVRTC_OPTIONS
+    from videomix_dali.mix.apply_cupy import CUPY_OPTIONS, NVRTC_OPTIONS
 
     for arch in ("80", "90"):
         prog = nvrtc.createProgram(kernel_source(), "videomix.cu", [], [])
-        opts = [*NVRTC_OPTIONS, f"-arch=compute_{arch}", "--device-as-default-execution-space"]
+        opts = [*NVRTC_OPTIONS, *CUPY_OPTIONS, f"-arch=compute_{arch}"]
         try:
             nvrtc.compileProgram(prog, opts)
         except Exception:
@@ -259,6 +261,7 @@ def test_cupy_source_compiles_with_nvrtc():
         ptx = ptx.decode() if isinstance(ptx, bytes) else ptx
         nvrtc.destroyProgram(prog)
         assert set(re.findall(r"\.visible \.entry (\w+)\(", ptx)) == set(KERNEL_NAMES)
+        assert ".ftz" not in ptx and "fma.rn.f32" not in ptx
 
 
 # --------------------------------------------------------------------------- GPU
@@ -292,6 +295,23 @@ def test_gpu_paste_bit_identical(dtype):
         assert isinstance(got, cp.ndarray) and got.dtype == dtype
         want = apply_mix(x, p)
         np.testing.assert_array_equal(cp.asnumpy(got).view(np.uint8), want.view(np.uint8))
+
+
+@pytest.mark.gpu
+@requires_gpu
+def test_gpu_mixup_keeps_subnormals():
+    """CuPy compiles with -ftz=true; the kernels must still keep float32 subnormals."""
+    import cupy as cp
+
+    rng = np.random.default_rng(6)
+    tiny = np.float32(np.finfo(np.float32).smallest_normal)
+    for shape in [(4, 3, 2, 5, 6), (4, 7, 5)]:
+        x = (rng.uniform(-4, 4, shape) * tiny).astype(np.float32)  # mostly subnormal
+        p = VideoMix("mixup", seed=1, per_sample=True).sample(shape)
+        got = cp.asnumpy(apply_mix(cp.asarray(x), p))
+        want = apply_mix(x, p)
+        assert np.count_nonzero(want) > want.size // 2
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
 
 
 @pytest.mark.gpu

@@ -472,19 +472,21 @@ def test_seeding_same_seed_same_params_steps_and_ranks_differ():
 def test_pack_unpack_roundtrip():
     for mode, shape, per_sample, k in CASES[::3]:
         p = case_params(mode, shape, per_sample, k)
-        rows = p.pack()
+        rows, coef = p.pack()
         T = shape[1] if len(shape) == 3 else shape[2]
-        assert rows.dtype == np.float64
-        assert rows.shape == (shape[0], MixParams.packed_width(mode, k, T))
-        q = MixParams.unpack(rows, mode=mode, shape=shape)
+        assert rows.dtype == np.int32 and coef.dtype == np.float64
+        assert (rows.shape[1], coef.shape[1]) == MixParams.packed_widths(mode, k, T)
+        assert rows.shape[0] == coef.shape[0] == shape[0]
+        q = MixParams.unpack(rows, coef, mode=mode, shape=shape)
         assert q == p
-        assert MixParams.unpack(list(rows), mode=mode, shape=shape) == p
+        assert MixParams.unpack(list(rows), list(coef), mode=mode, shape=shape) == p
         assert repr(q) == repr(p)
     p = draw((2, 3, 4, 5, 6), "spatial")
     with pytest.raises(ValueError, match="mode"):
-        MixParams.unpack(p.pack(), mode="temporal", shape=(2, 3, 4, 5, 6))
-    assert MixParams.packed_width("spatial", 2, 8) == 16
-    assert MixParams.packed_width("perframe", 2, 8) == 65
+        MixParams.unpack(*p.pack(), mode="temporal", shape=(2, 3, 4, 5, 6))
+    assert MixParams.packed_widths("spatial", 2, 8) == (7 + 1 + 6, 2 + 1 + 2)
+    assert MixParams.packed_widths("perframe", 2, 8) == (7 + 1 + 6 * 8, 2 + 8 + 2)
+    assert MixParams.packed_widths("none", 2, 8) == (7, 1)
 
 
 def test_params_are_frozen_and_readable():

@@ -318,8 +318,8 @@ def _mix_step(mix: Any):
         x = xp.stack([f[p] for f, p in zip(feats, positions)])
         y = xp.stack([xp.asarray(t) for t in target])
         if mix is not None:
-            host = [r if isinstance(r, np.ndarray) else r.get() for r in rows[0]]
-            params = MixParams.unpack(host, mode=mix.mode, shape=tuple(x.shape))
+            host = [[r if isinstance(r, np.ndarray) else r.get() for r in part] for part in rows]
+            params = MixParams.unpack(*host, mode=mix.mode, shape=tuple(x.shape))
             x, y = mix.apply(x, y, params)
         return list(x), list(y)
 
@@ -418,7 +418,8 @@ class FeatureLoader:
             if self.mix is not None:
                 T = self.num_positions or self.dataset.videos[items[0]].length
                 shape = (N, T, self.dataset.dim)
-                out += (list(self.mix.sample(shape, step=epoch * len(self) + b).pack()),)
+                rows, coef = self.mix.sample(shape, step=epoch * len(self) + b).pack()
+                out += (list(rows), list(coef))
             batches.append(out)
         return order, batches
 
@@ -433,7 +434,7 @@ class FeatureLoader:
             return next(fed, last)  # prefetch may ask past the end: never consumed
 
         dev = self.device
-        num_src = 2 + (self.mix is not None)
+        num_src = 2 + 2 * (self.mix is not None)
 
         @pipeline_def(
             batch_size=self.batch_size,

@@ -13,7 +13,7 @@ import torch
 
 from .handoff import to_torch
 from .index import VideoIndex, read_index
-from .mix import VideoMix
+from .mix import VideoMix, mix_labels
 from .pipeline import DTYPES, build_pipeline
 from .probe import ProbeError, VideoInfo, probe_videos
 from .recipes import load_recipe
@@ -297,20 +297,24 @@ class VideoLoader:
                     encoded.append(np.fromfile(path, dtype=np.uint8))
                 except OSError as exc:
                     raise RuntimeError(f"cannot read {path}: {exc.strerror or exc}") from exc
-            batch = (
-                encoded,
-                [c.frames for c in clips],
-                [c.roi_start for c in clips],
-                [c.roi_end for c in clips],
-                [np.array(self.entries[c.item].label, np.int64) for c in clips],
-                [np.array(c.item, np.int64) for c in clips],
-            )
+            labels = np.array([self.entries[c.item].label for c in clips], np.int64)
             if self.mix is not None:
                 t, crop = self.settings["num_frames"], self.settings["crop_size"]
                 params = self.mix.sample(
                     (len(clips), 3, t, crop, crop), step=epoch * len(self) + step
                 )
-                batch += (list(params.pack()),)
+                labels = mix_labels(labels, params, self.num_classes, self.mix.label_smoothing)
+            batch = (
+                encoded,
+                [c.frames for c in clips],
+                [c.roi_start for c in clips],
+                [c.roi_end for c in clips],
+                list(labels),
+                [np.array(c.item, np.int64) for c in clips],
+            )
+            if self.mix is not None:
+                rows, coef = params.pack()
+                batch += (list(rows), list(coef))
             yield batch
             step += 1
             if step == self.sampler.num_batches:
@@ -334,7 +338,6 @@ class VideoLoader:
             device_id=device_id,
             seed=self.seed,
             mix=self.mix,
-            num_classes=self.num_classes,
         )
 
     def _files_of(self, epoch: int, step: int) -> list[str]:

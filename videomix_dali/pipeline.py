@@ -7,56 +7,50 @@ the tests exercise.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 from nvidia.dali import fn, pipeline_def, types
 from nvidia.dali.pipeline import Pipeline
 
-from .mix import MixParams, VideoMix, mix_labels, mix_normalize_batch
+from .mix import MixParams, VideoMix, mix_normalize_batch
 
 DTYPES = {"float32": types.FLOAT, "float16": types.FLOAT16}
 
 # What the host-side source yields per batch, in this order (one array per sample each);
-# with mixing, one more: the batch's packed MixParams rows.
+# with mixing, two more: the batch's packed MixParams (int32 rows, float64 coef).
 SOURCE_OUTPUTS = ("encoded", "frames", "roi_start", "roi_end", "label", "index")
 
 
 def mix_step(
     mix: VideoMix,
-    num_classes: int,
     mean: Sequence[float],
     std: Sequence[float],
     dtype: str,
-) -> Callable[[list, list, list], tuple[list, list]]:
+) -> Callable[[list, list, list], list]:
     """The batch function of the in-graph mixing step (``fn.python_function``).
 
-    Gets per-sample lists (NumPy on CPU, CuPy on GPU): clips (T, H, W, C) uint8, labels and
-    packed params rows; returns per-sample normalized (C, T, H, W) clips and soft targets (K,).
+    Gets per-sample lists (NumPy on CPU, CuPy on GPU): clips (T, H, W, C) uint8 and the
+    packed params rows (R,) int32 and coef (K,) float64 of :meth:`MixParams.pack`; returns
+    per-sample normalized (C, T, H, W) clips. On the GPU the packed params go to the
+    kernel as they arrive (stacked on the device, no host round trip); on the CPU the
+    NumPy twin reads the same values.
     """
 
-    def step(frames: list, labels: list, rows: list) -> tuple[list, list]:
-        t, h, w, c = frames[0].shape
-        params = MixParams.unpack(
-            [_host(r) for r in rows], mode=mix.mode, shape=(len(frames), c, t, h, w)
+    def step(frames: list, rows: list, coef: list) -> list:
+        if isinstance(frames[0], np.ndarray):
+            t, h, w, c = frames[0].shape
+            params = MixParams.unpack(rows, coef, mode=mix.mode, shape=(len(frames), c, t, h, w))
+            return list(mix_normalize_batch(frames, params, mean, std, dtype=dtype))
+        import cupy
+
+        from .mix.apply_cupy import mix_normalize_packed_cupy
+
+        video = mix_normalize_packed_cupy(
+            frames, cupy.stack(rows), cupy.stack(coef), mix.mode, mean, std, dtype=dtype
         )
-        video = mix_normalize_batch(frames, params, mean, std, dtype=dtype)
-        xp = np if isinstance(video, np.ndarray) else _cupy()
-        y = xp.stack([xp.asarray(v).reshape(()) for v in labels])
-        target = mix_labels(y, params, num_classes, mix.label_smoothing)
-        return list(video), list(target)
+        return list(video)
 
     return step
-
-
-def _host(row: Any) -> np.ndarray:
-    return row if isinstance(row, np.ndarray) else row.get()
-
-
-def _cupy():
-    import cupy
-
-    return cupy
 
 
 def build_pipeline(
@@ -73,7 +67,6 @@ def build_pipeline(
     device_id: int | None = None,
     seed: int = 0,
     mix: VideoMix | None = None,
-    num_classes: int | None = None,
 ) -> Pipeline:
     """Build (and return, built) the video pipeline.
 
@@ -82,8 +75,8 @@ def build_pipeline(
     end (y, x) float32 in input pixels (x reversed for a flip), label int64 and dataset index
     int64. Outputs: video (N, C, T, crop, crop) ``dtype`` normalized with ``mean``/``std``
     (0..255 units), label (N,) int64, index (N,) int64. With ``mix`` the source also yields
-    packed ``MixParams`` rows, the batch is mixed after the crop, and the label output is the
-    soft target (N, ``num_classes``) float32.
+    the packed ``MixParams`` (rows, coef) and, as the label, the soft target (K,) float32 it
+    computed on the host from the same params; the batch is mixed after the crop.
     """
     if device not in ("cpu", "gpu"):
         raise ValueError(f"device={device!r} must be 'cpu' or 'gpu'")
@@ -101,7 +94,7 @@ def build_pipeline(
     )
     def video_pipeline():
         encoded, frames, roi_start, roi_end, label, index, *rows = fn.external_source(
-            source=source, num_outputs=len(SOURCE_OUTPUTS) + (mix is not None), batch=True
+            source=source, num_outputs=len(SOURCE_OUTPUTS) + 2 * (mix is not None), batch=True
         )
         video = fn.decoders.video(encoded, device=decoder_device, frames=frames)
         video = fn.resize(
@@ -114,14 +107,13 @@ def build_pipeline(
         )
         if mix is not None:  # the whole batch, after the crop, (T, H, W, C) uint8
             if device == "gpu":
-                label, rows = label.gpu(), [rows[0].gpu()]
-            video, label = fn.python_function(
+                rows = [r.gpu() for r in rows]
+            video = fn.python_function(
                 video,
-                label,
-                rows[0],
-                function=mix_step(mix, num_classes, mean, std, dtype),
+                *rows,
+                function=mix_step(mix, mean, std, dtype),
                 batch_processing=True,
-                num_outputs=2,
+                num_outputs=1,
                 device=device,
             )
             return video, label, index

@@ -2,9 +2,10 @@
 
 CuPy is imported lazily (this module imports on machines without it or without a
 GPU).  The module is compiled once per device with NVRTC through ``cupy.RawModule``
-and ``--fmad=false`` (the header already uses ``__fmul_rn`` & co., which are never
-contracted; the flag keeps any other float expression from being fused either).
-The kernels read the int32 params rows of :meth:`MixParams.kernel_rows`.
+with ``NVRTC_OPTIONS``; CuPy adds ``-ftz=true`` and the architecture (``CUPY_OPTIONS``
+lists what it adds), which the header's float32 arithmetic is immune to (inline PTX
+without ``.ftz``).  The kernels read the packed params of :meth:`MixParams.pack` as
+they are: int32 rows and float64 coefficients, one row of each per sample.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .apply_numpy import check_frames, check_mean_std, check_out_dtype, frames_list
-from .params import MixParams, canonical_dims
+from .params import MODE_CODES, MixParams, canonical_dims
 
 __all__ = [
     "kernel_dir",
@@ -25,10 +26,16 @@ __all__ = [
     "get_module",
     "apply_cupy",
     "mix_normalize_batch_cupy",
+    "mix_normalize_packed_cupy",
     "NVRTC_OPTIONS",
+    "CUPY_OPTIONS",
 ]
 
 NVRTC_OPTIONS = ("--fmad=false",)
+# What CuPy 14 appends to every NVRTC compile of a RawModule (cupy/cuda/compiler.py;
+# plus "-arch=compute_XY" for the device, and "--pch" from NVRTC 12.8, which changes
+# nothing in the code).
+CUPY_OPTIONS = ("-ftz=true", "--device-as-default-execution-space")
 _THREADS = 256
 _MAX_BLOCKS = 1 << 16
 _PASTE_KERNELS = {
@@ -81,10 +88,10 @@ def _grid(pixels: int) -> tuple[int]:
     return (max(1, min((pixels + _THREADS - 1) // _THREADS, _MAX_BLOCKS)),)
 
 
-def _device_params(params: MixParams) -> tuple[Any, Any, int]:
+def _device_params(params: MixParams) -> tuple[Any, Any]:
     cp = _cupy()
-    rows, coef = params.kernel_rows()
-    return cp.asarray(rows), cp.asarray(coef), rows.shape[1]
+    rows, coef = params.pack()
+    return cp.asarray(rows), cp.asarray(coef)
 
 
 def apply_cupy(x: Any, params: MixParams) -> Any:
@@ -103,7 +110,7 @@ def apply_cupy(x: Any, params: MixParams) -> Any:
     x5 = cp.ascontiguousarray(x).reshape(N, -1, T, H, W)
     C = x5.shape[1]
     out = cp.empty_like(x5)
-    rows, coef, row_len = _device_params(params)
+    rows, coef = _device_params(params)
     kern = get_module().get_function(_PASTE_KERNELS[dt])
     kern(
         _grid(N * T * H * W),
@@ -112,7 +119,7 @@ def apply_cupy(x: Any, params: MixParams) -> Any:
             x5,
             out,
             rows,
-            np.int32(row_len),
+            np.int32(rows.shape[1]),
             coef,
             np.int32(params.mode_code),
             np.int32(N),
@@ -139,11 +146,39 @@ def mix_normalize_batch_cupy(
     The clips need not be contiguous with each other (DALI's per-sample buffers): the
     kernel gets a device array of per-sample pointers and reads them in place.
     """
+    frames = frames_list(frames)
+    check_frames(frames, params)
+    rows, coef = _device_params(params)
+    return mix_normalize_packed_cupy(
+        frames, rows, coef, params.mode, mean, std, out=out, dtype=dtype
+    )
+
+
+def mix_normalize_packed_cupy(
+    frames: Any,
+    rows: Any,
+    coef: Any,
+    mode: str,
+    mean: Any,
+    std: Any,
+    *,
+    out: Any = None,
+    dtype: Any = np.float32,
+) -> Any:
+    """:func:`mix_normalize_batch_cupy` on params already packed on the device.
+
+    ``rows`` (N, R) int32 and ``coef`` (N, K) float64 CuPy arrays as :meth:`MixParams.pack`
+    writes them (the pipeline's mix step hands them over as they arrive: no host round
+    trip). ``frames``: N per-sample (T, H, W, C) uint8 CuPy clips.
+    """
     cp = _cupy()
     frames = frames_list(frames)
-    N, C, T, H, W = check_frames(frames, params)
+    N = len(frames)
+    T, H, W, C = frames[0].shape
     dt = check_out_dtype(dtype)
     mean32, std32 = check_mean_std(mean, std, C)
+    if tuple(rows.shape[:1]) != (N,) or tuple(coef.shape[:1]) != (N,):
+        raise ValueError(f"rows {rows.shape} and coef {coef.shape} must have N={N} rows")
     keep = [f if f.flags.c_contiguous else cp.ascontiguousarray(f) for f in frames]
     ptrs = cp.asarray(np.array([f.data.ptr for f in keep], dtype=np.uint64))
     if out is None:
@@ -153,7 +188,8 @@ def mix_normalize_batch_cupy(
             f"out must be a C-contiguous {dt} array of shape {(N, C, T, H, W)}, got "
             f"{out.dtype} {tuple(out.shape)}"
         )
-    rows, coef, row_len = _device_params(params)
+    rows = cp.ascontiguousarray(rows, dtype=cp.int32)
+    coef = cp.ascontiguousarray(coef, dtype=cp.float64)
     kern = get_module().get_function(_FUSED_KERNELS[dt])
     kern(
         _grid(N * T * H * W),
@@ -162,11 +198,11 @@ def mix_normalize_batch_cupy(
             ptrs,
             out,
             rows,
-            np.int32(row_len),
+            np.int32(rows.shape[1]),
             coef,
             cp.asarray(mean32),
             cp.asarray(std32),
-            np.int32(params.mode_code),
+            np.int32(MODE_CODES[mode]),
             np.int32(N),
             np.int32(C),
             np.int32(T),

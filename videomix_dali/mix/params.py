@@ -69,7 +69,9 @@ _CUT_AXES = {
     "perframe": (1, 2),
     "cutout": (0, 1, 2),
 }
-_HEADER = 6  # mode, num_videos, per_sample, applied, P, B
+# int32 header of every packed row: applied, P, B, K (coef length), num_videos, per_sample,
+# mode code; the VM_ROW_* offsets in kernels/videomix.cuh.
+ROW_HEADER = 7
 
 
 def num_pastes(mode: str, num_videos: int) -> int:
@@ -304,102 +306,89 @@ class MixParams:
             ws.append(f"(label kept, {_volume(self.boxes[n, 0, 0]) / (T * H * W):.3f} erased)")
         return f"[{n}] " + "; ".join(parts) + "  weights " + " | ".join(ws)
 
-    # ---- transport through a DALI graph
+    # ---- the wire format: what the source packs, what the kernels and the twin read
     @staticmethod
-    def packed_width(mode: str, num_videos: int, T: int) -> int:
-        """Row length of :meth:`pack` for this mode / num_videos / number of frames T."""
+    def packed_widths(mode: str, num_videos: int, T: int) -> tuple[int, int]:
+        """(row length R, coef length) of :meth:`pack` for this mode / num_videos / T."""
         P = num_pastes(mode, num_videos)
         B = int(T) if mode == "perframe" else 1
-        return _HEADER + P * B + P + (1 + P) + 6 * P * B
+        return ROW_HEADER + P + 6 * P * B, 2 * P + P * B + 1 + P
 
-    def pack(self) -> np.ndarray:
-        """One float64 row per sample, all rows the same length (:meth:`packed_width`).
+    def pack(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows int32 (N, R), coef float64 (N, K)): the layout of kernels/videomix.cuh.
 
-        Row layout: ``[mode_code, num_videos, per_sample, applied, P, B,
-        lam (P*B), partners (P), weights (1+P), boxes (P*B*6)]``.  Every integer is
-        small, so float64 holds it exactly; lam and weights are stored as they are.
+        Row: ``[applied, P, B, K, num_videos, per_sample, mode_code, partners (P),
+        boxes (P*B*6)]``.
+        Coef: ``[lam_j, 1 - lam_j for each paste (2*P), lam (P*B), weights (1+P)]``; the
+        kernels read the first ``2*P`` (mixup), the rest makes :meth:`unpack` exact.
         """
         N, P, B = self.batch_size, self.num_pastes, self.boxes_per_paste
-        rows = np.empty((N, self.packed_width(self.mode, self.num_videos, self.dims[0])))
-        rows[:, 0] = self.mode_code
-        rows[:, 1] = self.num_videos
-        rows[:, 2] = float(self.per_sample)
-        rows[:, 3] = self.applied
-        rows[:, 4] = P
-        rows[:, 5] = B
-        o = _HEADER
-        rows[:, o : o + P * B] = self.lam.reshape(N, P * B)
-        o += P * B
-        rows[:, o : o + P] = self.partners
-        o += P
-        rows[:, o : o + 1 + P] = self.weights
-        o += 1 + P
-        rows[:, o:] = self.boxes.reshape(N, P * B * 6)
-        return rows
+        R, K = self.packed_widths(self.mode, self.num_videos, self.dims[0])
+        rows = np.empty((N, R), dtype=np.int32)
+        rows[:, 0] = self.applied
+        rows[:, 1] = P
+        rows[:, 2] = B
+        rows[:, 3] = K
+        rows[:, 4] = self.num_videos
+        rows[:, 5] = self.per_sample
+        rows[:, 6] = self.mode_code
+        rows[:, ROW_HEADER : ROW_HEADER + P] = self.partners
+        rows[:, ROW_HEADER + P :] = self.boxes.reshape(N, P * B * 6)
+        coef = np.empty((N, K), dtype=np.float64)
+        lam = self.lam[:, :, 0]
+        coef[:, 0 : 2 * P : 2] = lam
+        coef[:, 1 : 2 * P : 2] = 1.0 - lam
+        coef[:, 2 * P : 2 * P + P * B] = self.lam.reshape(N, P * B)
+        coef[:, 2 * P + P * B :] = self.weights
+        return rows, coef
 
     @classmethod
-    def unpack(cls, rows: Any, *, mode: str, shape: tuple[int, ...]) -> MixParams:
-        """Inverse of :meth:`pack`; ``rows`` is (N, width) (or a list of N rows)."""
-        if isinstance(rows, (list, tuple)):
-            rows = np.stack([np.asarray(r, dtype=np.float64).reshape(-1) for r in rows])
-        rows = np.asarray(rows, dtype=np.float64)
+    def unpack(cls, rows: Any, coef: Any, *, mode: str, shape: tuple[int, ...]) -> MixParams:
+        """Inverse of :meth:`pack`; ``rows`` / ``coef`` are (N, R) / (N, K) or lists of N."""
+        rows = _stack_rows(rows, np.int32, "rows")
+        coef = _stack_rows(coef, np.float64, "coef")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
         shape = tuple(int(s) for s in shape)
-        if rows.ndim != 2 or rows.shape[0] != shape[0] or rows.shape[1] < _HEADER:
-            raise ValueError(f"rows must be (N={shape[0]}, width), got {rows.shape}")
-        if np.any(rows[:, 0] != MODE_CODES[mode]):
-            got = _CODE_MODES.get(int(rows[0, 0]), rows[0, 0])
-            raise ValueError(f"rows were packed for mode {got!r}, not mode={mode!r}")
-        k = int(rows[0, 1])
-        P, B = num_pastes(mode, k), (canonical_dims(shape)[0] if mode == "perframe" else 1)
-        width = cls.packed_width(mode, k, canonical_dims(shape)[0])
-        if rows.shape[1] != width or int(rows[0, 4]) != P or int(rows[0, 5]) != B:
+        if rows.shape[0] != shape[0] or coef.shape[0] != shape[0] or rows.shape[1] < ROW_HEADER:
             raise ValueError(
-                f"rows of width {rows.shape[1]} do not fit mode={mode!r}, shape={shape} "
-                f"(expected width {width})"
+                f"rows {rows.shape} and coef {coef.shape} must both have N={shape[0]} rows"
+            )
+        if np.any(rows[:, 6] != MODE_CODES[mode]):
+            got = _CODE_MODES.get(int(rows[0, 6]), int(rows[0, 6]))
+            raise ValueError(f"rows were packed for mode {got!r}, not mode={mode!r}")
+        k, T = int(rows[0, 4]), canonical_dims(shape)[0]
+        P, B = num_pastes(mode, k), (T if mode == "perframe" else 1)
+        widths = cls.packed_widths(mode, k, T)
+        if (rows.shape[1], coef.shape[1]) != widths or (int(rows[0, 1]), int(rows[0, 2])) != (
+            P,
+            B,
+        ):
+            raise ValueError(
+                f"rows of width {rows.shape[1]} / coef of width {coef.shape[1]} do not fit "
+                f"mode={mode!r}, shape={shape} (expected {widths[0]} / {widths[1]})"
             )
         N = shape[0]
-        o = _HEADER
-        lam = rows[:, o : o + P * B].reshape(N, P, B)
-        o += P * B
-        partners = rows[:, o : o + P].astype(np.int64)
-        o += P
-        weights = rows[:, o : o + 1 + P]
-        o += 1 + P
-        boxes = rows[:, o:].astype(np.int64).reshape(N, P, B, 6)
         return cls(
             mode=mode,
             shape=shape,
             num_videos=k,
-            per_sample=bool(rows[0, 2]),
-            applied=rows[:, 3] != 0,
-            partners=partners,
-            lam=lam,
-            boxes=boxes,
-            weights=weights,
+            per_sample=bool(rows[0, 5]),
+            applied=rows[:, 0] != 0,
+            partners=rows[:, ROW_HEADER : ROW_HEADER + P],
+            lam=coef[:, 2 * P : 2 * P + P * B].reshape(N, P, B),
+            boxes=rows[:, ROW_HEADER + P :].reshape(N, P, B, 6),
+            weights=coef[:, 2 * P + P * B :],
         )
 
-    # ---- what the kernels read
-    def kernel_rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """(rows int32 (N, R), coef float64 (N, 2*P)) in the layout of kernels/videomix.cuh.
 
-        ``coef`` holds ``lam, 1 - lam`` of each paste (used by mixup only).
-        """
-        N, P, B = self.batch_size, self.num_pastes, self.boxes_per_paste
-        rows = np.empty((N, 3 + P + 6 * P * B), dtype=np.int32)
-        rows[:, 0] = self.applied
-        rows[:, 1] = P
-        rows[:, 2] = B
-        rows[:, 3 : 3 + P] = self.partners
-        rows[:, 3 + P :] = self.boxes.reshape(N, P * B * 6)
-        lam = self.lam[:, :, 0]
-        coef = np.empty((N, max(2 * P, 1)), dtype=np.float64)
-        coef[:, 0 : 2 * P : 2] = lam
-        coef[:, 1 : 2 * P : 2] = 1.0 - lam
-        if P == 0:
-            coef[:] = 0.0
-        return rows, coef
+def _stack_rows(a: Any, dtype: Any, name: str) -> np.ndarray:
+    if isinstance(a, (list, tuple)):
+        a = np.stack([np.asarray(r).reshape(-1) for r in a])
+    a = np.asarray(a)
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be (N, width), got shape {a.shape}")
+    return a.astype(dtype, copy=False)
 
 
 def _volume(box: np.ndarray) -> int:

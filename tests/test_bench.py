@@ -120,7 +120,7 @@ def test_baseline_decodes_the_same_clips_as_the_pipeline(tiny_dataset):
     assert clips[0].roi_end[1] - clips[0].roi_start[1] == H  # really no resampling
     video, _label = next(iter(loader))
     dataset = PeerClipDataset.from_loader(loader)
-    std = torch.tensor(loader.settings["std"]).view(3, 1, 1, 1)
+    std = torch.tensor(loader.recipe.std).view(3, 1, 1, 1)
     for i, clip in enumerate(clips):
         ours, label = dataset[clip]
         assert label == loader.entries[clip.item].label

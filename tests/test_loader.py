@@ -224,6 +224,18 @@ def test_bad_arguments_name_the_argument(dataset, kwargs, message):
         VideoLoader(dataset, **kwargs)
 
 
+def test_recipe_object_and_overrides_reach_the_loader(dataset):
+    from videomix_dali.recipes import load_recipe
+
+    recipe = load_recipe("demo").replace(num_frames=2, crop_size=16)
+    loader = VideoLoader(dataset, recipe=recipe, device="cpu", batch_size=4, progress=False)
+    assert loader.recipe == recipe.replace(batch_size=4)
+    video, _ = next(iter(loader))
+    assert video.shape == (4, 3, 2, 16, 16)
+    with pytest.raises(TypeError, match="crop"):
+        VideoLoader(dataset, recipe="demo", device="cpu", crop=16, progress=False)
+
+
 @pytest.mark.gpu
 def test_gpu_pipeline_matches_cpu_and_shares_memory(dataset):
     if not torch.cuda.is_available():

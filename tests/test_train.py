@@ -39,6 +39,7 @@ from train.models import (  # noqa: E402
 )
 from videomix_dali.demo import make_demo_dataset  # noqa: E402
 from videomix_dali.mix import VideoMix  # noqa: E402
+from videomix_dali.recipes import load_recipe  # noqa: E402
 
 torch.set_num_threads(2)
 
@@ -130,7 +131,7 @@ class FixedLoader:
     """Stands in for a VideoLoader where the test feeds batches itself."""
 
     num_classes = 4
-    settings = {"batch_size": 8}
+    recipe = load_recipe("demo").replace(batch_size=8)
     step = 0
 
     def __len__(self) -> int:
@@ -215,7 +216,7 @@ class ViewLoader:
     return_index = True
     step = 0
     num_classes = 3
-    settings = {"test_clips": 3, "test_crops": 1}
+    recipe = load_recipe("demo").replace(test_clips=3, test_crops=1)
 
     def __init__(self, probs: list[list[float]], index: list[int], labels: list[int]) -> None:
         self.logits = torch.tensor(probs).clamp(min=1e-9).log()

@@ -24,7 +24,7 @@ from videomix_dali.mix import MODES
 from videomix_dali.recipes import list_recipes, load_recipe
 
 from . import distributed as dist_utils
-from .loop import SCHEDULES, TrainConfig, run
+from .loop import TrainConfig, run
 from .models import available_models, build_model, describe, loader_frames
 
 DEMO_ROOT = "data/demo"
@@ -94,7 +94,7 @@ def config_from(args: argparse.Namespace, mix: str) -> TrainConfig:
         "num_frames": args.num_frames,
         "stride": args.stride,
         "crop_size": args.crop_size,
-        "batch_size": args.batch_size or load_recipe(args.recipe)["batch_size"],
+        "batch_size": args.batch_size or load_recipe(args.recipe).batch_size,
         "epochs": args.epochs,
         "lr": args.lr,
         "warmup_epochs": args.warmup_epochs,
@@ -119,15 +119,13 @@ def print_describe(args: argparse.Namespace) -> None:
     demo = args.recipe == "demo"
     model_name = args.model or ("slowonly18" if demo else "slowonly50")
     width = args.width or (16 if demo and model_name.startswith("slowonly") else 64)
-    num_classes = {"kinetics": 400, "mini-kinetics": 200, "ssv2": 174, "ucf101": 101}.get(
-        args.recipe, {"hmdb51": 51}.get(args.recipe, 4)
-    )
+    num_classes = recipe.num_classes
     model = build_model(model_name, num_classes, width=width)
     t, tau = loader_frames(
-        model, args.num_frames or recipe["num_frames"], args.stride or recipe["stride"]
+        model, args.num_frames or recipe.num_frames, args.stride or recipe.stride
     )
-    crop = args.crop_size or recipe["crop_size"]
-    views = recipe["test_clips"] * recipe["test_crops"]
+    crop = args.crop_size or recipe.crop_size
+    views = recipe.test_clips * recipe.test_crops
     print(f"{model_name} (width {width}, {num_classes} classes; loader clip {t}x{tau})")
     print("  " + describe(model, (3, t, crop, crop)))
     print(f"  test views per video ({args.recipe}): {views}")
@@ -179,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         print_describe(args)
         return 0
     if args.epochs is None and args.recipe == "demo":
-        args.epochs = SCHEDULES["demo"].epochs
+        args.epochs = load_recipe("demo").schedule.epochs
     dist_utils.setup(args.device)
     try:
         if args.compare:

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     model.load_state_dict(ckpt["model"])
     r = load_recipe(cfg["recipe"])
     t, tau = loader_frames(
-        model, cfg.get("num_frames") or r["num_frames"], cfg.get("stride") or r["stride"]
+        model, cfg.get("num_frames") or r.num_frames, cfg.get("stride") or r.stride
     )
     videos = [(args.video, 0)] + ([(args.video2, 0)] if args.video2 else [])
     loader = VideoLoader(
@@ -165,8 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     ids = _class_ids(args.classes, classes, top)
     cam = compute_cam(model, clip, ids)
     up = upsample_cam(cam, tuple(clip.shape[1:]))
-    s = loader.settings
-    frames = _to_frames(clip, s["mean"], s["std"])
+    frames = _to_frames(clip, loader.recipe.mean, loader.recipe.std)
     names = [f"{classes[i]} (p={float(probs[i]):.2f})" for i in ids]
     out = Path(args.out)
     stem = Path(args.video).stem + (f"+{Path(args.video2).stem}" if args.video2 else "")

@@ -130,15 +130,15 @@ def make_eval_loader(source, cfg, model, *, device: str, batch_size: int | None 
     from .models import loader_frames
 
     recipe = load_recipe(cfg["recipe"])
-    t = cfg.get("num_frames") or recipe["num_frames"]
-    tau = cfg.get("stride") or recipe["stride"]
+    t = cfg.get("num_frames") or recipe.num_frames
+    tau = cfg.get("stride") or recipe.stride
     t, tau = loader_frames(model, t, tau)
     return VideoLoader(
         source,
         recipe=cfg["recipe"],
         device=device,
         train=False,
-        batch_size=batch_size or cfg.get("batch_size") or recipe["batch_size"],
+        batch_size=batch_size or cfg.get("batch_size") or recipe.batch_size,
         num_frames=t,
         stride=tau,
         crop_size=cfg.get("crop_size"),
@@ -175,10 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: classes of {args.data} differ from the checkpoint's", file=sys.stderr)
     res = evaluate(model, loader, device)
     if dist_utils.is_main():
-        s = loader.settings
+        r = loader.recipe
         print(
-            f"{args.data}: {res.num_videos} videos x {s['test_clips']} clips x "
-            f"{s['test_crops']} crops: top-1 {res.top1:.2f}  top-5 {res.top5:.2f}"
+            f"{args.data}: {res.num_videos} videos x {r.test_clips} clips x "
+            f"{r.test_crops} crops: top-1 {res.top1:.2f}  top-5 {res.top5:.2f}"
         )
         if args.out:
             write_predictions(args.out, res, loader.entries, loader.classes)

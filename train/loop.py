@@ -11,7 +11,6 @@ fp32.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,10 +22,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from videomix_dali.recipes import Schedule, load_recipe
+
 from . import distributed as dist_utils
 
 __all__ = [
-    "SCHEDULES",
     "Schedule",
     "Trainer",
     "load_checkpoint",
@@ -34,64 +34,6 @@ __all__ = [
     "soft_cross_entropy",
     "to_soft_targets",
 ]
-
-
-@dataclass
-class Schedule:
-    """Per-iteration learning rate. ``kind``: ``"cosine"`` (linear warm-up from
-    ``warmup_start`` x lr over ``warmup_epochs``, then cosine to 0 at ``epochs``) or ``"step"``
-    (x ``gamma`` at each epoch in ``milestones``, after the same optional warm-up)."""
-
-    kind: str = "cosine"
-    lr: float = 0.1  # for a global batch of ``ref_batch``
-    epochs: int = 250
-    warmup_epochs: float = 0.0
-    warmup_start: float = 0.1
-    milestones: tuple[int, ...] = ()
-    gamma: float = 0.1
-    ref_batch: int = 64
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("cosine", "step"):
-            raise ValueError(f"schedule kind={self.kind!r} must be 'cosine' or 'step'")
-        if self.epochs < 1:
-            raise ValueError(f"epochs={self.epochs} must be >= 1")
-        if self.lr <= 0:
-            raise ValueError(f"lr={self.lr} must be > 0")
-        if not 0 <= self.warmup_epochs <= self.epochs:
-            raise ValueError(f"warmup_epochs={self.warmup_epochs} must be in [0, epochs]")
-        self.milestones = tuple(int(m) for m in self.milestones)
-
-    def scaled_lr(self, global_batch: int) -> float:
-        return self.lr * global_batch / self.ref_batch
-
-    def factor(self, epoch_f: float) -> float:
-        """Multiplier of the (scaled) lr at fractional epoch ``epoch_f``."""
-        if self.kind == "cosine":
-            base = 0.5 * (1.0 + math.cos(math.pi * min(epoch_f, self.epochs) / self.epochs))
-        else:
-            base = self.gamma ** sum(epoch_f >= m for m in self.milestones)
-        if epoch_f < self.warmup_epochs:
-            end = (
-                0.5 * (1.0 + math.cos(math.pi * self.warmup_epochs / self.epochs))
-                if self.kind == "cosine"
-                else self.gamma ** sum(self.warmup_epochs >= m for m in self.milestones)
-            )
-            w = epoch_f / self.warmup_epochs
-            return self.warmup_start + (end - self.warmup_start) * w
-        return base
-
-
-#: defaults per recipe. Kinetics: paper Sec. 4.1 (warm-up as SlowFast's configs: 34 epochs
-#: from 0.1 x lr); SSv2: Sec. 4.2 / Appendix C; demo: short, for 2 CPU cores.
-SCHEDULES: dict[str, Schedule] = {
-    "kinetics": Schedule("cosine", 0.1, 250, warmup_epochs=34),
-    "mini-kinetics": Schedule("cosine", 0.1, 250, warmup_epochs=34),
-    "ssv2": Schedule("step", 0.01, 40, milestones=(26, 33)),
-    "ucf101": Schedule("cosine", 0.1, 250, warmup_epochs=34),
-    "hmdb51": Schedule("cosine", 0.1, 250, warmup_epochs=34),
-    "demo": Schedule("cosine", 0.4, 100, warmup_epochs=5),
-}
 
 
 def to_soft_targets(target: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -138,18 +80,18 @@ class TrainConfig:
     eval_every: int = 0  # 0: evaluate only after the last epoch
 
     def schedule(self) -> Schedule:
-        base = SCHEDULES.get(self.recipe, SCHEDULES["kinetics"])
-        s = Schedule(**{**asdict(base), "milestones": base.milestones})
-        if self.epochs is not None:
-            s.epochs = self.epochs
-            if s.warmup_epochs > s.epochs:
-                s.warmup_epochs = min(s.warmup_epochs, s.epochs / 10)
-        if self.lr is not None:
-            s.lr = self.lr
+        """The recipe's schedule with this run's epochs, lr and warm-up (a warm-up longer
+        than shortened training shrinks to a tenth of it)."""
+        s = load_recipe(self.recipe).schedule
+        epochs = s.epochs if self.epochs is None else self.epochs
+        warmup = s.warmup_epochs
+        if warmup > epochs:
+            warmup = epochs / 10
         if self.warmup_epochs is not None:
-            s.warmup_epochs = self.warmup_epochs
-        s.__post_init__()
-        return s
+            warmup = self.warmup_epochs
+        return s.replace(
+            epochs=epochs, lr=s.lr if self.lr is None else self.lr, warmup_epochs=warmup
+        )
 
 
 def device_of(name: str) -> tuple[str, torch.device]:
@@ -196,7 +138,7 @@ class Trainer:
         self.loader = loader
         self.num_classes = loader.num_classes
         self.schedule = schedule
-        global_batch = lr_batch or loader.settings["batch_size"] * dist_utils.world_size()
+        global_batch = lr_batch or loader.recipe.batch_size * dist_utils.world_size()
         self.base_lr = schedule.scaled_lr(global_batch)
         decay, no_decay = [], []
         for p in model.parameters():
@@ -328,7 +270,6 @@ def build_run(cfg: TrainConfig, *, progress: bool = True):
     """(model, train loader, mix, torch device, loader device) of a config."""
     from videomix_dali import VideoLoader
     from videomix_dali.mix import VideoMix
-    from videomix_dali.recipes import load_recipe
 
     from .models import build_model, loader_frames
 
@@ -340,9 +281,7 @@ def build_run(cfg: TrainConfig, *, progress: bool = True):
     num_classes = len(read_index(cfg.data).classes)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, num_classes, width=cfg.width, dropout=cfg.dropout)
-    t, tau = loader_frames(
-        model, cfg.num_frames or recipe["num_frames"], cfg.stride or recipe["stride"]
-    )
+    t, tau = loader_frames(model, cfg.num_frames or recipe.num_frames, cfg.stride or recipe.stride)
     mix = None
     if cfg.mix != "none":
         mix = VideoMix(
@@ -415,12 +354,12 @@ def run(cfg: TrainConfig, out: str | Path, *, resume: str | None = None, progres
     results: dict[str, Any] = {}
     main = dist_utils.is_main()
     if main:
+        r = loader.recipe
         print(
             f"{cfg.model} (width {cfg.width}) on {cfg.data}: {len(loader.entries)} videos, "
             f"{loader.num_classes} classes, {len(loader)} batches/epoch x {dist_utils.world_size()}"
-            f" process(es), batch {loader.settings['batch_size']}, clip "
-            f"{loader.settings['num_frames']}x{loader.settings['stride']} @ "
-            f"{loader.settings['crop_size']}, mix={cfg.mix}, lr {trainer.base_lr:.4g} "
+            f" process(es), batch {r.batch_size}, clip {r.num_frames}x{r.stride} @ "
+            f"{r.crop_size}, mix={cfg.mix}, lr {trainer.base_lr:.4g} "
             f"({schedule.kind}, {schedule.epochs} epochs), device {device}"
         )
     start = time.perf_counter()

@@ -80,8 +80,8 @@ def cmd_show(args: argparse.Namespace) -> None:
         data, recipe=args.recipe, device="cpu", batch_size=args.batch_size, seed=args.seed
     )
     video, label = next(iter(loader))
-    mean = np.asarray(loader.settings["mean"], np.float32).reshape(1, 3, 1, 1, 1)
-    std = np.asarray(loader.settings["std"], np.float32).reshape(1, 3, 1, 1, 1)
+    mean = np.asarray(loader.recipe.mean, np.float32).reshape(1, 3, 1, 1, 1)
+    std = np.asarray(loader.recipe.std, np.float32).reshape(1, 3, 1, 1, 1)
     pixels = np.clip(np.rint(video.numpy() * std + mean), 0, 255).astype(np.uint8)
     mix = VideoMix(
         args.mode,

@@ -16,13 +16,12 @@ from .index import VideoIndex, read_index
 from .mix import VideoMix, mix_labels
 from .pipeline import DTYPES, build_pipeline
 from .probe import ProbeError, VideoInfo, probe_videos
-from .recipes import load_recipe
+from .recipes import Recipe, resolve_recipe
 from .sampling import LAST_BATCH_POLICIES, ClipConfig, ClipSampler
 
 log = logging.getLogger(__name__)
 
 CPU_CODECS = ("vp8", "vp9", "mjpeg")
-SAMPLINGS = ("window", "segment")
 SHORT_VIDEO_POLICIES = ("pad", "skip")
 
 
@@ -71,22 +70,9 @@ class VideoLoader:
         self,
         source: str | Path | list[tuple[str | Path, int | str]],
         *,
-        recipe: str = "kinetics",
+        recipe: str | Recipe = "kinetics",
         device: str = "auto",
         train: bool = True,
-        batch_size: int | None = None,
-        num_frames: int | None = None,
-        stride: int | None = None,
-        crop_size: int | None = None,
-        sampling: str | None = None,
-        flip: bool | None = None,
-        scale: tuple[float, float] | None = None,
-        ratio: tuple[float, float] | None = None,
-        mean: tuple[float, float, float] | None = None,
-        std: tuple[float, float, float] | None = None,
-        eval_short_side: int | None = None,
-        test_clips: int | None = None,
-        test_crops: int | None = None,
         dtype: str = "float32",
         seed: int = 0,
         shard_id: int | None = None,
@@ -100,31 +86,16 @@ class VideoLoader:
         fmt: str | None = None,
         root: str | Path | None = None,
         progress: bool = True,
+        **overrides: Any,
     ) -> None:
-        settings = load_recipe(recipe)
-        overrides = {
-            "batch_size": batch_size,
-            "num_frames": num_frames,
-            "stride": stride,
-            "crop_size": crop_size,
-            "sampling": sampling,
-            "flip": flip,
-            "scale": scale,
-            "ratio": ratio,
-            "mean": mean,
-            "std": std,
-            "eval_short_side": eval_short_side,
-            "test_clips": test_clips,
-            "test_crops": test_crops,
-        }
-        settings.update({k: v for k, v in overrides.items() if v is not None})
-        self.settings = settings
+        self.recipe: Recipe = resolve_recipe(recipe, **overrides)
+        recipe = self.recipe
         if shard_id is None and num_shards is None:
             shard_id, num_shards = _default_shard()
         elif shard_id is None or num_shards is None:
             raise ValueError("shard_id and num_shards must be given together")
         last_batch = last_batch or ("drop" if train else "partial")
-        self._validate(settings, dtype, shard_id, num_shards, last_batch, num_threads, prefetch)
+        self._validate(dtype, shard_id, num_shards, last_batch, num_threads, prefetch)
         if short_videos not in SHORT_VIDEO_POLICIES:
             raise ValueError(f"short_videos={short_videos!r} must be one of {SHORT_VIDEO_POLICIES}")
         self.short_videos = short_videos
@@ -146,20 +117,8 @@ class VideoLoader:
 
         self.sampler = ClipSampler(
             videos,
-            ClipConfig(
-                train=train,
-                num_frames=settings["num_frames"],
-                stride=settings["stride"],
-                sampling=settings["sampling"],
-                crop_size=settings["crop_size"],
-                scale=tuple(settings["scale"]),
-                ratio=tuple(settings["ratio"]),
-                flip=settings["flip"] and train,
-                eval_short_side=settings["eval_short_side"],
-                test_clips=settings["test_clips"],
-                test_crops=settings["test_crops"],
-            ),
-            batch_size=settings["batch_size"],
+            ClipConfig.from_recipe(recipe, train=train),
+            batch_size=recipe.batch_size,
             shard_id=shard_id,
             num_shards=num_shards,
             last_batch=last_batch,
@@ -172,7 +131,7 @@ class VideoLoader:
             )
         if self.sampler.num_batches == 0:
             raise ValueError(
-                f"batch_size={settings['batch_size']} is larger than the "
+                f"batch_size={recipe.batch_size} is larger than the "
                 f"{self.sampler.per_shard} clips of shard {shard_id} with last_batch='drop'; "
                 "lower batch_size or use last_batch='partial'"
             )
@@ -187,30 +146,8 @@ class VideoLoader:
         self._fed: deque[tuple[int, int]] = deque()
 
     @staticmethod
-    def _validate(settings, dtype, shard_id, num_shards, last_batch, num_threads, prefetch):
-        for name in ("batch_size", "num_frames", "stride", "crop_size", "eval_short_side"):
-            if not isinstance(settings[name], int) or settings[name] < 1:
-                raise ValueError(f"{name}={settings[name]!r} must be an integer >= 1")
-        for name in ("test_clips", "test_crops"):
-            if not isinstance(settings[name], int) or settings[name] < 1:
-                raise ValueError(f"{name}={settings[name]!r} must be an integer >= 1")
-        if settings["test_crops"] not in (1, 3):
-            raise ValueError(f"test_crops={settings['test_crops']} must be 1 or 3")
-        if settings["sampling"] not in SAMPLINGS:
-            raise ValueError(f"sampling={settings['sampling']!r} must be one of {SAMPLINGS}")
-        if settings["sampling"] == "segment" and settings["test_clips"] != 1:
-            raise ValueError("test_clips must be 1 with sampling='segment' (one view per bin)")
-        lo, hi = settings["scale"]
-        if not 0 < lo <= hi <= 1:
-            raise ValueError(f"scale={settings['scale']!r} must satisfy 0 < min <= max <= 1")
-        lo, hi = settings["ratio"]
-        if not 0 < lo <= hi:
-            raise ValueError(f"ratio={settings['ratio']!r} must satisfy 0 < min <= max")
-        for name in ("mean", "std"):
-            if len(settings[name]) != 3:
-                raise ValueError(f"{name}={settings[name]!r} must have 3 values (R, G, B)")
-        if min(settings["std"]) <= 0:
-            raise ValueError(f"std={settings['std']!r} must be positive")
+    def _validate(dtype, shard_id, num_shards, last_batch, num_threads, prefetch):
+        """The loader's own arguments (the recipe's fields are checked by ``Recipe``)."""
         if dtype not in DTYPES:
             raise ValueError(f"dtype={dtype!r} must be one of {', '.join(DTYPES)}")
         if num_shards < 1 or not 0 <= shard_id < num_shards:
@@ -260,12 +197,7 @@ class VideoLoader:
             return f"frame range [{first}, {entry.end}) is empty"
         if first >= info.num_frames:
             return f"start frame {first} is past the video's {info.num_frames} frames"
-        s = self.settings
-        needed = (
-            s["num_frames"]
-            if s["sampling"] == "segment"
-            else ((s["num_frames"] - 1) * s["stride"] + 1)
-        )
+        needed = self.recipe.clip_span
         if self.short_videos == "skip" and last - first < needed:
             return (
                 f"{last - first} frames, fewer than the {needed} a clip spans (short_videos='skip')"
@@ -299,7 +231,7 @@ class VideoLoader:
                     raise RuntimeError(f"cannot read {path}: {exc.strerror or exc}") from exc
             labels = np.array([self.entries[c.item].label for c in clips], np.int64)
             if self.mix is not None:
-                t, crop = self.settings["num_frames"], self.settings["crop_size"]
+                t, crop = self.recipe.num_frames, self.recipe.crop_size
                 params = self.mix.sample(
                     (len(clips), 3, t, crop, crop), step=epoch * len(self) + step
                 )
@@ -322,16 +254,16 @@ class VideoLoader:
 
     def _build(self):
         stream = self._source()
-        s = self.settings
+        r = self.recipe
         device_id = torch.cuda.current_device() if self.device == "gpu" else None
         self._fed.clear()
         self._pipe = build_pipeline(
             lambda: next(stream),
             device=self.device,
-            batch_size=s["batch_size"],
-            crop_size=s["crop_size"],
-            mean=s["mean"],
-            std=s["std"],
+            batch_size=r.batch_size,
+            crop_size=r.crop_size,
+            mean=r.mean,
+            std=r.std,
             dtype=self.dtype,
             num_threads=self.num_threads,
             prefetch=self.prefetch,

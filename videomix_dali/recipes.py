@@ -1,26 +1,198 @@
-"""Dataset protocols of the paper, one TOML file each in ``pipelines/`` (shipped in the wheel)."""
+"""Dataset protocols of the paper as typed values, one TOML file each in ``pipelines/``.
+
+A :class:`Recipe` carries everything a protocol fixes: how clips are cut and augmented, how
+they are normalised and tested, the batch, the class count and the training :class:`Schedule`.
+It is frozen and checked once, on construction; :meth:`Recipe.replace` makes a checked copy
+with some fields changed (the loader's keyword overrides).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import tomllib
+from dataclasses import dataclass, field
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
-RECIPE_KEYS = {
-    "num_frames": int,
-    "stride": int,
-    "sampling": str,
-    "crop_size": int,
-    "scale": list,
-    "ratio": list,
-    "flip": bool,
-    "mean": list,
-    "std": list,
-    "eval_short_side": int,
-    "test_clips": int,
-    "test_crops": int,
-    "batch_size": int,
-}
+SAMPLINGS = ("window", "segment")
+SCHEDULE_KINDS = ("cosine", "step")
+
+
+def _positive_ints(values: dict[str, Any]) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}={value!r} must be an integer >= 1")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Per-iteration learning rate of a protocol.
+
+    ``kind``: ``"cosine"`` (linear warm-up from ``warmup_start`` x lr over ``warmup_epochs``,
+    then cosine to 0 at ``epochs``) or ``"step"`` (x ``gamma`` at each epoch in
+    ``milestones``, after the same optional warm-up). ``lr`` is for a global batch of
+    ``ref_batch`` clips and scales linearly with the batch.
+    """
+
+    kind: str = "cosine"
+    lr: float = 0.1
+    epochs: int = 250
+    warmup_epochs: float = 0.0
+    warmup_start: float = 0.1
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
+    ref_batch: int = 64
+
+    def __post_init__(self) -> None:
+        if self.kind not in SCHEDULE_KINDS:
+            raise ValueError(f"schedule kind={self.kind!r} must be 'cosine' or 'step'")
+        if self.epochs < 1:
+            raise ValueError(f"epochs={self.epochs} must be >= 1")
+        if self.lr <= 0:
+            raise ValueError(f"lr={self.lr} must be > 0")
+        if not 0 <= self.warmup_epochs <= self.epochs:
+            raise ValueError(f"warmup_epochs={self.warmup_epochs} must be in [0, epochs]")
+        _positive_ints({"ref_batch": self.ref_batch})
+        object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
+
+    def replace(self, **changes: Any) -> Schedule:
+        """A checked copy with ``changes``."""
+        return dataclasses.replace(self, **changes)
+
+    def scaled_lr(self, global_batch: int) -> float:
+        """The lr for ``global_batch`` clips per step (linear scaling rule)."""
+        return self.lr * global_batch / self.ref_batch
+
+    def factor(self, epoch_f: float) -> float:
+        """Multiplier of the (scaled) lr at fractional epoch ``epoch_f``."""
+        if epoch_f < self.warmup_epochs:
+            end = self._decay(self.warmup_epochs)
+            w = epoch_f / self.warmup_epochs
+            return self.warmup_start + (end - self.warmup_start) * w
+        return self._decay(epoch_f)
+
+    def _decay(self, epoch_f: float) -> float:
+        if self.kind == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * min(epoch_f, self.epochs) / self.epochs))
+        return self.gamma ** sum(epoch_f >= m for m in self.milestones)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A video dataset protocol: clip sampling, augmentation, testing, batch, classes, schedule.
+
+    Clip: ``num_frames`` frames ``stride`` apart from a random window (``sampling="window"``)
+    or one frame per equal bin (``"segment"``, SSv2); random-resized-crop of ``scale`` of the
+    area with aspect ``ratio`` (w/h) to ``crop_size`` x ``crop_size`` pixels, horizontal
+    ``flip``; normalised by ``mean``/``std`` in 0..255 units (R, G, B). Testing: the frame
+    scaled to ``eval_short_side`` pixels, ``test_clips`` uniform clips x ``test_crops`` (1 or
+    3) crops. ``batch_size`` clips per process; ``num_classes`` of the dataset.
+    """
+
+    name: str
+    num_frames: int
+    stride: int
+    sampling: str
+    crop_size: int
+    scale: tuple[float, float]
+    ratio: tuple[float, float]
+    flip: bool
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    eval_short_side: int
+    test_clips: int
+    test_crops: int
+    batch_size: int
+    num_classes: int
+    schedule: Schedule = field(default_factory=Schedule)
+
+    def __post_init__(self) -> None:
+        for name in ("scale", "ratio", "mean", "std"):
+            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
+        if isinstance(self.schedule, dict):
+            object.__setattr__(self, "schedule", Schedule(**self.schedule))
+        _positive_ints(
+            {
+                name: getattr(self, name)
+                for name in (
+                    "batch_size",
+                    "num_frames",
+                    "stride",
+                    "crop_size",
+                    "eval_short_side",
+                    "test_clips",
+                    "test_crops",
+                    "num_classes",
+                )
+            }
+        )
+        if self.test_crops not in (1, 3):
+            raise ValueError(f"test_crops={self.test_crops} must be 1 or 3")
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"sampling={self.sampling!r} must be one of {SAMPLINGS}")
+        if self.sampling == "segment" and self.test_clips != 1:
+            raise ValueError("test_clips must be 1 with sampling='segment' (one view per bin)")
+        if not isinstance(self.flip, bool):
+            raise ValueError(f"flip={self.flip!r} must be True or False")
+        for name in ("scale", "ratio"):
+            if len(getattr(self, name)) != 2:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be (min, max)")
+        lo, hi = self.scale
+        if not 0 < lo <= hi <= 1:
+            raise ValueError(f"scale={self.scale!r} must satisfy 0 < min <= max <= 1")
+        lo, hi = self.ratio
+        if not 0 < lo <= hi:
+            raise ValueError(f"ratio={self.ratio!r} must satisfy 0 < min <= max")
+        for name in ("mean", "std"):
+            if len(getattr(self, name)) != 3:
+                raise ValueError(f"{name}={getattr(self, name)!r} must have 3 values (R, G, B)")
+        if min(self.std) <= 0:
+            raise ValueError(f"std={self.std!r} must be positive")
+
+    @property
+    def clip_span(self) -> int:
+        """Frames a clip spans in the file: ``(num_frames - 1) * stride + 1`` (segment: T)."""
+        if self.sampling == "segment":
+            return self.num_frames
+        return (self.num_frames - 1) * self.stride + 1
+
+    def replace(self, **overrides: Any) -> Recipe:
+        """A checked copy with ``overrides``; a value of None keeps the recipe's own.
+
+        Raises TypeError naming a keyword that is not a recipe field, ValueError naming a bad
+        value.
+        """
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise TypeError(
+                f"{', '.join(unknown)}: not a recipe field; recipe fields are "
+                f"{', '.join(sorted(names))}"
+            )
+        changes = {k: v for k, v in overrides.items() if v is not None}
+        return dataclasses.replace(self, **changes) if changes else self
+
+    @classmethod
+    def from_toml(cls, path: str | Path, name: str | None = None) -> Recipe:
+        """Read a recipe file (the layout of ``pipelines/*.toml``); ``name`` defaults to its
+        stem."""
+        path = Path(path)
+        return cls.from_text(path.read_text(), name or path.stem)
+
+    @classmethod
+    def from_text(cls, text: str, name: str) -> Recipe:
+        """Parse the TOML ``text`` of recipe ``name``; ValueError on unknown or missing keys."""
+        values = tomllib.loads(text)
+        keys = {f.name for f in dataclasses.fields(cls)} - {"name"}
+        unknown, missing = set(values) - keys, keys - set(values)
+        if unknown or missing:
+            raise ValueError(
+                f"recipe {name!r} is malformed: unknown keys {sorted(unknown)}, "
+                f"missing keys {sorted(missing)}"
+            )
+        return cls(name=name, **values)
 
 
 def list_recipes() -> list[str]:
@@ -29,18 +201,20 @@ def list_recipes() -> list[str]:
     return sorted(p.name[: -len(".toml")] for p in root.iterdir() if p.name.endswith(".toml"))
 
 
-def load_recipe(name: str) -> dict[str, Any]:
-    """The defaults of recipe ``name`` (e.g. ``"kinetics"``) as a dict."""
+def load_recipe(name: str) -> Recipe:
+    """The shipped recipe ``name`` (e.g. ``"kinetics"``)."""
     names = list_recipes()
     if name not in names:
         raise ValueError(f"recipe={name!r} is unknown; choose one of {', '.join(names)}")
-    text = files("videomix_dali.pipelines").joinpath(f"{name}.toml").read_text()
-    recipe = tomllib.loads(text)
-    unknown = set(recipe) - set(RECIPE_KEYS)
-    missing = set(RECIPE_KEYS) - set(recipe)
-    if unknown or missing:
-        raise ValueError(
-            f"recipe {name!r} is malformed: unknown keys {sorted(unknown)}, "
-            f"missing keys {sorted(missing)}"
-        )
-    return recipe
+    return Recipe.from_text(
+        files("videomix_dali.pipelines").joinpath(f"{name}.toml").read_text(), name
+    )
+
+
+def resolve_recipe(recipe: str | Recipe, **overrides: Any) -> Recipe:
+    """``recipe`` (a shipped name or a :class:`Recipe`) with ``overrides`` applied."""
+    if isinstance(recipe, Recipe):
+        return recipe.replace(**overrides)
+    if not isinstance(recipe, str):
+        raise ValueError(f"recipe={recipe!r} must be a recipe name or a Recipe")
+    return load_recipe(recipe).replace(**overrides)

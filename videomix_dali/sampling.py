@@ -9,9 +9,11 @@ of a run can be reproduced (resume) from ``(epoch, step)`` alone.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
+
+from .recipes import Recipe
 
 LAST_BATCH_POLICIES = ("drop", "partial")
 
@@ -125,6 +127,12 @@ class ClipConfig:
     eval_short_side: int
     test_clips: int
     test_crops: int
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe, *, train: bool) -> ClipConfig:
+        """The clip fields of ``recipe``; no flip at test time."""
+        values = {f.name: getattr(recipe, f.name) for f in fields(cls) if f.name != "train"}
+        return cls(train=train, **{**values, "flip": recipe.flip and train})
 
     @property
     def views_per_video(self) -> int:

@@ -58,21 +58,17 @@ def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
     if args.op:
         from ..recipes import load_recipe
 
-        s = load_recipe(args.recipe)
-        shape = (
-            args.batch_size or s["batch_size"],
-            3,
-            args.frames or s["num_frames"],
-            args.crop or s["crop_size"],
-            args.crop or s["crop_size"],
+        r = load_recipe(args.recipe).replace(
+            batch_size=args.batch_size, num_frames=args.frames, crop_size=args.crop
         )
+        shape = (r.batch_size, 3, r.num_frames, r.crop_size, r.crop_size)
         return run_op_bench(
             shape,
             mode=args.mix if args.mix != "none" else "spatial",
             repeats=args.op_repeats,
             seed=args.seed,
-            mean=s["mean"],
-            std=s["std"],
+            mean=r.mean,
+            std=r.std,
             gpu=True if args.device == "gpu" else None,
             json_path=args.json_path,
         )

@@ -109,14 +109,14 @@ class PeerClipDataset:
 
     @classmethod
     def from_loader(cls, loader: Any, decoder: Callable | None = None) -> PeerClipDataset:
-        s = loader.settings
+        r = loader.recipe
         return cls(
             [str(e.path) for e in loader.entries],
             [int(e.label) for e in loader.entries],
             decode_pyav if decoder is None else decoder,
-            s["crop_size"],
-            s["mean"],
-            s["std"],
+            r.crop_size,
+            r.mean,
+            r.std,
         )
 
     def __len__(self) -> int:

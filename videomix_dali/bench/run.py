@@ -81,14 +81,14 @@ def run_bench(
         "threads": threads or cores,
     }
     probe = VideoLoader(data, **loader_kwargs(cfg))
-    s = probe.settings
+    r = probe.recipe
     cfg.update(
-        batch_size=s["batch_size"],
-        frames=s["num_frames"],
-        stride=s["stride"],
-        crop=s["crop_size"],
-        mean=list(s["mean"]),
-        std=list(s["std"]),
+        batch_size=r.batch_size,
+        frames=r.num_frames,
+        stride=r.stride,
+        crop=r.crop_size,
+        mean=list(r.mean),
+        std=list(r.std),
         mix=mix,
         duration_s=duration,
         warmup_s=warmup,

@@ -199,6 +199,21 @@ def test_model_steps_tiny3d_cpu():
     assert fed["clips_per_s"] > 0
 
 
+def test_bench_models_other_than_tiny3d_come_from_a_factory():
+    from videomix_dali.bench.cli import load_model_factory
+    from videomix_dali.bench.model import tiny3d_net
+
+    with pytest.raises(ValueError, match="no model factory"):
+        build_bench_model("slowonly18", 3)
+    asked = []
+    net = build_bench_model("mine", 3, lambda name, k: asked.append((name, k)) or tiny3d_net(k))
+    assert asked == [("mine", 3)] and net[-1].out_features == 3
+    assert load_model_factory("videomix_dali.bench.model:tiny3d_net") is tiny3d_net
+    assert load_model_factory("no_such_module_here:build_model") is None
+    with pytest.raises(ValueError, match="MODULE:FUNCTION"):
+        load_model_factory("train.models")
+
+
 def test_process_tree_counts_children():
     child = subprocess.Popen(
         [sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 3: pass"]

@@ -19,16 +19,8 @@ sys.path.insert(0, str(ROOT))  # train/ is an app folder of the repository, not 
 
 from train import distributed as dist_utils  # noqa: E402
 from train.cam import compute_cam, render_cam_png, upsample_cam  # noqa: E402
+from train.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from train.evaluate import evaluate, write_predictions  # noqa: E402
-from train.loop import (  # noqa: E402
-    Schedule,
-    TrainConfig,
-    Trainer,
-    build_run,
-    load_checkpoint,
-    save_checkpoint,
-    soft_cross_entropy,
-)
 from train.models import (  # noqa: E402
     ResNet3d,
     SlowFast,
@@ -37,6 +29,8 @@ from train.models import (  # noqa: E402
     count_params,
     loader_frames,
 )
+from train.run import TrainConfig, build_run  # noqa: E402
+from train.trainer import Schedule, Trainer, soft_cross_entropy  # noqa: E402
 from videomix_dali.demo import make_demo_dataset  # noqa: E402
 from videomix_dali.mix import VideoMix  # noqa: E402
 from videomix_dali.recipes import load_recipe  # noqa: E402

@@ -24,8 +24,8 @@ from videomix_dali.mix import MODES
 from videomix_dali.recipes import list_recipes, load_recipe
 
 from . import distributed as dist_utils
-from .loop import TrainConfig, run
 from .models import available_models, build_model, describe, loader_frames
+from .run import TrainConfig, run
 
 DEMO_ROOT = "data/demo"
 

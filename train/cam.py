@@ -20,6 +20,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from videomix_dali import VideoLoader
+from videomix_dali.mix import MODES, VideoMix
+from videomix_dali.recipes import load_recipe
+
+from .checkpoint import load_checkpoint
+from .models import build_model, loader_frames
+
 __all__ = ["compute_cam", "render_cam_png", "upsample_cam"]
 
 
@@ -106,13 +113,6 @@ def _class_ids(spec: str | None, classes: list[str], fallback: list[int]) -> lis
 
 
 def main(argv: list[str] | None = None) -> int:
-    from videomix_dali import VideoLoader
-    from videomix_dali.mix import MODES, VideoMix
-    from videomix_dali.recipes import load_recipe
-
-    from .loop import load_checkpoint
-    from .models import build_model, loader_frames
-
     p = argparse.ArgumentParser(prog="python -m train.cam", description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--video", required=True)

@@ -19,7 +19,12 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from videomix_dali import VideoLoader
+from videomix_dali.recipes import load_recipe
+
 from . import distributed as dist_utils
+from .checkpoint import device_of, load_checkpoint
+from .models import build_model, loader_frames
 
 __all__ = ["EvalResult", "accumulate_views", "evaluate", "topk_correct", "write_predictions"]
 
@@ -124,11 +129,6 @@ def write_predictions(path: str | Path, result: EvalResult, entries, classes: li
 
 def make_eval_loader(source, cfg, model, *, device: str, batch_size: int | None = None):
     """The test-view loader of a run's recipe (SlowFast: the fast clip)."""
-    from videomix_dali import VideoLoader
-    from videomix_dali.recipes import load_recipe
-
-    from .models import loader_frames
-
     recipe = load_recipe(cfg["recipe"])
     t = cfg.get("num_frames") or recipe.num_frames
     tau = cfg.get("stride") or recipe.stride
@@ -150,9 +150,6 @@ def make_eval_loader(source, cfg, model, *, device: str, batch_size: int | None 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .loop import device_of, load_checkpoint
-    from .models import build_model
-
     p = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by python -m train")
     p.add_argument("--data", required=True, help="test set: folder-per-class or an index file")

@@ -1,11 +1,19 @@
 """``--model``: training steps/s of a model fed by a loader vs the model alone (is the GPU
-kept fed?)."""
+kept fed?).
+
+Models other than ``tiny3d`` come from a model factory the caller passes in, ``factory(name,
+num_classes) -> nn.Module`` (the bench command line passes the training app's ``build_model``
+when it runs from the repository); the library itself defines only ``tiny3d``.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+
+#: ``factory(name, num_classes)`` -> a torch module taking (N, C, T, H, W) clips
+ModelFactory = Callable[[str, int], Any]
 
 
 def tiny3d_net(num_classes: int) -> Any:
@@ -28,20 +36,17 @@ def tiny3d_net(num_classes: int) -> Any:
     )
 
 
-def build_bench_model(name: str, num_classes: int) -> Any:
-    """``tiny3d`` (defined here) or a model of the training app (``train/models.py``:
-    slowonly18/34/50/101, slowfast50), importable when run from the repository root."""
+def build_bench_model(name: str, num_classes: int, factory: ModelFactory | None = None) -> Any:
+    """``tiny3d`` (defined here) or ``factory(name, num_classes)``."""
     if name == "tiny3d":
         return tiny3d_net(num_classes)
-    try:
-        from train.models import build_model  # the app, not an installed package
-    except ImportError as exc:
+    if factory is None:
         raise ValueError(
-            f"--model {name!r}: train/models.py is not importable ({exc}); run from the "
-            "repository root or use --model tiny3d"
-        ) from exc
+            f"--model {name!r}: no model factory (the training app's train/models.py is "
+            "importable when run from the repository root); use --model tiny3d"
+        )
     try:
-        return build_model(name, num_classes)
+        return factory(name, num_classes)
     except (KeyError, ValueError) as exc:
         raise ValueError(f"--model {name!r}: {exc}") from exc
 
@@ -100,6 +105,7 @@ def model_fields(
     cfg: dict[str, Any],
     warmup: float,
     duration: float,
+    factory: ModelFactory | None = None,
 ) -> dict[str, Any]:
     """A row's training fields: clips/s fed by the loader vs the model alone on one repeated
     batch."""
@@ -108,7 +114,7 @@ def model_fields(
     stream = make_stream()
     first = next(stream)
     num_classes = cfg["classes"]
-    net = build_bench_model(model_name, num_classes)
+    net = build_bench_model(model_name, num_classes, factory)
     alone = time_model_steps(
         net,
         None,
@@ -117,7 +123,7 @@ def model_fields(
         warmup=warmup,
         example=(first[0].clone(), first[1].clone()),
     )
-    net = build_bench_model(model_name, num_classes)
+    net = build_bench_model(model_name, num_classes, factory)
     fed = time_model_steps(net, stream, device=cfg["device"], duration=duration, warmup=warmup)
     stream.close()
     del stream, net

@@ -11,7 +11,7 @@ from typing import Any
 
 from .machine import cpu_cores, machine_info
 from .measure import measure_stream
-from .model import model_fields
+from .model import ModelFactory, model_fields
 from .report import add_ratios, format_table, plot_report, write_json
 from .streams import loader_kwargs, make_stream, parse_loaders, skip_reason
 
@@ -33,6 +33,7 @@ def run_bench(
     threads: int | None = None,
     seed: int = 0,
     model: str | None = None,
+    model_factory: ModelFactory | None = None,
     json_path: str | Path | None = None,
     plot_path: str | Path | None = None,
     demo_root: str | Path = "data/demo",
@@ -42,7 +43,8 @@ def run_bench(
     with ``mix`` (skip the mixed rows with ``mix="none"``); return the report (the JSON).
 
     ``workers`` (DataLoader workers of the peers) and ``threads`` (DALI threads) default to
-    the number of cores. ``model`` (GPU only) also times training steps fed by each loader.
+    the number of cores. ``model`` (GPU only) also times training steps fed by each loader;
+    models other than ``tiny3d`` come from ``model_factory(name, num_classes)``.
     """
     import torch
 
@@ -131,7 +133,7 @@ def run_bench(
                 )
             )
             if model is not None:
-                row.update(model_fields(model, make, cfg, warmup, duration))
+                row.update(model_fields(model, make, cfg, warmup, duration, model_factory))
             report["results"].append(row)
             gc.collect()
     add_ratios(report)

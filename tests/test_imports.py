@@ -1,0 +1,100 @@
+"""The import graph of the library and the app: no cycle, and the library never imports the app.
+
+Every ``import`` statement counts, also those inside functions (a lazy import that closes a
+cycle is still a cycle).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("videomix_dali", "train")
+
+
+def module_files() -> dict[str, Path]:
+    """Dotted module name -> source file, for every module of the library and the app."""
+    modules = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            modules[".".join(parts)] = path
+    return modules
+
+
+def imported_names(name: str, path: Path) -> set[str]:
+    """Dotted names ``name`` imports (relative imports resolved; ``from X import y`` gives
+    ``X.y``, which is a module or an attribute of ``X``)."""
+    is_package = path.name == "__init__.py"
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = name.split(".")
+                anchor = anchor[: len(anchor) - node.level + is_package]
+                base = ".".join(anchor + ([base] if base else []))
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the modules of the library and the app it imports."""
+    modules = module_files()
+    return {
+        name: {n for n in imported_names(name, path) if n in modules and n != name}
+        for name, path in modules.items()
+    }
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of ``graph`` as a list of modules (first == last), or None."""
+    state: dict[str, int] = {}  # 1: on the DFS stack, 2: done
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt) :] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_find_cycle_finds_a_planted_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_the_library_and_the_app_import_without_cycles():
+    graph = import_graph()
+    assert {"videomix_dali.loader", "train.trainer", "train.run"} <= set(graph)
+    assert "train.evaluate" in graph["train.run"]  # the graph really sees edges
+    cycle = find_cycle(graph)
+    assert cycle is None, " -> ".join(cycle)
+
+
+def test_the_library_never_imports_the_app():
+    offenders = [
+        f"{name} imports {n}"
+        for name, path in module_files().items()
+        if name.startswith("videomix_dali")
+        for n in imported_names(name, path)
+        if n == "train" or n.startswith("train.")
+    ]
+    assert offenders == []

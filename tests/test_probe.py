@@ -1,22 +1,128 @@
-"""Probing counts frames without decoding, and its cache follows changes to the file."""
+"""Probing counts frames without decoding, and its cache follows changes to the file.
+
+The probe also records codec, size and pixel format, from which ``nvdec_unusable_reason`` tells
+what DALI's GPU decoder (NVDEC) cannot take.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 
+import pytest
+import torch
 from videos import ramp_video, write_video
 
-from videomix_dali.probe import ProbeError, VideoInfo, probe_videos
+from videomix_dali.loader import VideoLoader
+from videomix_dali.probe import (
+    ProbeError,
+    VideoInfo,
+    _chroma,
+    nvdec_unusable_reason,
+    probe_videos,
+)
+
+YUV420 = {"pix_fmt": "yuv420p", "bit_depth": 8, "chroma": "4:2:0"}
+ADVICE = "transcode with ffmpeg -i IN -c:v libx264 -pix_fmt yuv420p OUT.mp4"
 
 
 def test_probe_counts_frames_and_refreshes_when_the_file_changes(tmp_path):
     path = write_video(tmp_path / "a.webm", ramp_video(12, 32, 48, 0))
     missing = tmp_path / "gone.webm"
     info, error = probe_videos([path, missing], progress=False)
-    assert info == VideoInfo(num_frames=12, height=32, width=48, codec="vp9")
+    assert info == VideoInfo(num_frames=12, height=32, width=48, codec="vp9", **YUV420)
     assert isinstance(error, ProbeError) and error.path == missing
     assert "No such file" in error.reason or "cannot stat" in error.reason
     write_video(path, ramp_video(7, 16, 32, 0))
     os.utime(path, ns=(1, 1))  # a different mtime, whatever the clock resolution
     (info,) = probe_videos([path], progress=False)
-    assert info == VideoInfo(num_frames=7, height=16, width=32, codec="vp9")
+    assert info == VideoInfo(num_frames=7, height=16, width=32, codec="vp9", **YUV420)
+    assert probe_videos([path], progress=False) == [info]  # read back from the cache
+
+
+@pytest.mark.parametrize(
+    ("pix_fmt", "chroma"),
+    [
+        ("yuv420p", "4:2:0"),
+        ("yuvj420p", "4:2:0"),
+        ("nv12", "4:2:0"),
+        ("yuv420p10le", "4:2:0"),
+        ("yuv422p", "4:2:2"),
+        ("yuv444p", "4:4:4"),
+        ("yuv411p", "4:1:1"),
+        ("yuv440p", "4:4:0"),
+        ("yuv410p", "4:1:0"),
+        ("gray", "4:0:0"),
+        ("gbrp", "RGB"),
+    ],
+)
+def test_chroma_subsampling_of_a_pixel_format(pix_fmt, chroma):
+    assert _chroma(pix_fmt) == chroma
+
+
+def _probe(path):
+    (info,) = probe_videos([path], progress=False)
+    assert isinstance(info, VideoInfo), info
+    return info
+
+
+def test_nvdec_takes_128x128_vp9_and_64x48_h264(tmp_path):
+    vp9 = _probe(write_video(tmp_path / "a.webm", ramp_video(3, 128, 128, 0)))
+    h264 = _probe(write_video(tmp_path / "b.mp4", ramp_video(3, 48, 64, 0), codec="libx264"))
+    assert vp9 == VideoInfo(num_frames=3, height=128, width=128, codec="vp9", **YUV420)
+    assert h264 == VideoInfo(num_frames=3, height=48, width=64, codec="h264", **YUV420)
+    assert nvdec_unusable_reason(vp9) is None
+    assert nvdec_unusable_reason(h264) is None
+
+
+@pytest.mark.parametrize(("height", "width"), [(128, 96), (96, 128)])
+def test_nvdec_refuses_vp9_under_128_pixels_on_either_side(tmp_path, height, width):
+    info = _probe(write_video(tmp_path / "a.webm", ramp_video(3, height, width, 0)))
+    assert nvdec_unusable_reason(info) == (
+        f"{width}x{height} is below NVDEC's vp9 minimum of 128x128 (width x height); "
+        f"{ADVICE} (H.264 takes 48x16 and up)"
+    )
+
+
+def test_nvdec_refuses_h264_wider_than_4096(tmp_path):
+    info = _probe(write_video(tmp_path / "a.mp4", ramp_video(2, 16, 4098, 0), codec="libx264"))
+    assert nvdec_unusable_reason(info) == (
+        "4098x16 is above NVDEC's h264 maximum of 4096x4096 (width x height); "
+        "scale it down (ffmpeg -vf scale=-2:720)"
+    )
+
+
+def test_nvdec_refuses_10_bit_video(tmp_path):
+    frames = ramp_video(3, 128, 128, 0)
+    path = write_video(tmp_path / "a.mp4", frames, codec="libx264", pix_fmt="yuv420p10le")
+    info = _probe(path)
+    assert (info.pix_fmt, info.bit_depth, info.chroma) == ("yuv420p10le", 10, "4:2:0")
+    assert nvdec_unusable_reason(info) == (
+        f"10-bit video (yuv420p10le) cannot be decoded by DALI's GPU backend (8-bit only); {ADVICE}"
+    )
+
+
+def test_nvdec_refuses_4_4_4_chroma(tmp_path):
+    info = _probe(write_video(tmp_path / "a.webm", ramp_video(3, 128, 128, 0), pix_fmt="yuv444p"))
+    assert (info.pix_fmt, info.bit_depth, info.chroma) == ("yuv444p", 8, "4:4:4")
+    assert nvdec_unusable_reason(info) == (
+        f"chroma 4:4:4 (yuv444p) cannot be decoded by DALI's GPU backend (4:2:0 only); {ADVICE}"
+    )
+
+
+def test_nvdec_refuses_mjpeg_which_dali_decodes_on_the_cpu_only(tmp_path):
+    frames = ramp_video(3, 128, 128, 0)
+    info = _probe(write_video(tmp_path / "a.avi", frames, codec="mjpeg", pix_fmt="yuvj420p"))
+    assert info.codec == "mjpeg"
+    assert nvdec_unusable_reason(info) == (
+        "codec mjpeg cannot be decoded by DALI's GPU backend (H.264, HEVC, VP8, VP9, AV1, "
+        f"MPEG-4 only); {ADVICE}"
+    )
+
+
+def test_gpu_loader_skips_what_nvdec_cannot_take_with_the_probes_reason(tmp_path, monkeypatch):
+    path = write_video(tmp_path / "a.webm", ramp_video(8, 96, 128, 0))
+    reason = nvdec_unusable_reason(_probe(path))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # past the device check only
+    with pytest.raises(ValueError, match=re.escape(f"  {path}: {reason}")):
+        VideoLoader([(path, 0)], recipe="demo", device="gpu", progress=False)

@@ -8,13 +8,20 @@ import av
 import numpy as np
 
 
-def write_video(path: Path, frames: np.ndarray, *, codec: str = "libvpx-vp9", fps: int = 25):
-    """Encode ``frames`` (F, H, W, 3) uint8 RGB to ``path``; lossless VP9 by default."""
+def write_video(
+    path: Path,
+    frames: np.ndarray,
+    *,
+    codec: str = "libvpx-vp9",
+    fps: int = 25,
+    pix_fmt: str = "yuv420p",
+):
+    """Encode ``frames`` (F, H, W, 3) uint8 RGB to ``path``; lossless yuv420p VP9 by default."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=fps)
         stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = "yuv420p"
+        stream.pix_fmt = pix_fmt
         if codec == "libvpx-vp9":
             stream.options = {"lossless": "1", "deadline": "realtime", "cpu-used": "8"}
         for frame in frames:

@@ -15,7 +15,7 @@ from .handoff import to_torch
 from .index import VideoIndex, read_index
 from .mix import VideoMix, mix_labels
 from .pipeline import DTYPES, build_pipeline
-from .probe import ProbeError, VideoInfo, probe_videos
+from .probe import ProbeError, VideoInfo, nvdec_unusable_reason, probe_videos
 from .recipes import Recipe, resolve_recipe
 from .sampling import LAST_BATCH_POLICIES, ClipConfig, ClipSampler
 
@@ -192,6 +192,8 @@ class VideoLoader:
                 f"codec {info.codec} cannot be decoded by DALI's CPU backend (VP8, VP9, MJPEG "
                 "only); use device='gpu' or transcode to VP9 (ffmpeg -i IN -c:v libvpx-vp9 OUT)"
             )
+        if self.device == "gpu" and (reason := nvdec_unusable_reason(info)):
+            return reason
         first, last = _frame_range(entry, info)
         if entry.end is not None and entry.end <= first:
             return f"frame range [{first}, {entry.end}) is empty"

@@ -1,7 +1,8 @@
-"""Video metadata (frame count, height, width), read once per file and cached.
+"""Video metadata (frame count, size, codec, pixel format), read once per file and cached.
 
 Clip sampling needs each video's frame count before decode, so that the loader's own seeded
-sampler can pick exact frame indices (DALI decodes the indices it is given).
+sampler can pick exact frame indices (DALI decodes the indices it is given). Size, codec and pixel
+format decide whether a backend can decode the file at all (:func:`nvdec_unusable_reason`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ class VideoInfo:
     height: int
     width: int
     codec: str  # FFmpeg codec name, e.g. "vp9", "h264"
+    pix_fmt: str  # FFmpeg pixel format, e.g. "yuv420p", "yuv420p10le"
+    bit_depth: int  # bits per luma sample
+    chroma: str  # chroma subsampling J:a:b ("4:2:0", "4:4:4", "4:0:0" for grey) or "RGB"
 
 
 class ProbeError(ValueError):
@@ -46,6 +50,7 @@ def probe_video(path: str | Path) -> VideoInfo:
             stream = container.streams.video[0]
             height, width = stream.codec_context.height, stream.codec_context.width
             codec = stream.codec_context.name
+            fmt = stream.codec_context.format
             packets = [p for p in container.demux(stream) if p.size]
             num_frames = len(packets)
             if num_frames and len(container.streams) == 1:
@@ -54,7 +59,87 @@ def probe_video(path: str | Path) -> VideoInfo:
         raise ProbeError(path, f"not a readable video ({exc})") from exc
     if num_frames == 0 or height == 0 or width == 0:
         raise ProbeError(path, "video stream has no frames")
-    return VideoInfo(num_frames=num_frames, height=height, width=width, codec=codec)
+    if fmt is None:
+        raise ProbeError(path, "pixel format unknown (FFmpeg could not parse the stream)")
+    return VideoInfo(
+        num_frames=num_frames,
+        height=height,
+        width=width,
+        codec=codec,
+        pix_fmt=fmt.name,
+        bit_depth=fmt.components[0].bits,
+        chroma=_chroma(fmt.name),
+    )
+
+
+def _chroma(pix_fmt: str) -> str:
+    """Chroma subsampling of an FFmpeg pixel format as J:a:b ("4:2:0"), "4:0:0" or "RGB"."""
+    fmt = av.VideoFormat(pix_fmt, 16, 16)  # a size divisible by every subsampling factor
+    if fmt.is_rgb:
+        return "RGB"
+    if sum(not c.is_alpha for c in fmt.components) == 1:
+        return "4:0:0"
+    step_x, step_y = 16 // fmt.chroma_width(), 16 // fmt.chroma_height()
+    return f"4:{4 // step_x}:{4 // step_x if step_y == 1 else 0}"
+
+
+#: What NVDEC takes, per FFmpeg codec name: (min width, min height, max width, max height) in
+#: pixels. Source: NVIDIA Video Codec SDK, "NVDEC Video Decoder API Programming Guide", Sec. 2
+#: "Video Decoder Capabilities" (hardware decoder capability table; maxima for Pascal and later,
+#: H.264 at 8192x8192 only from Blackwell on), and ``cuvidGetDecoderCaps``' H.264 example in
+#: ``cuviddec.h`` (shipped in DALI's wheel under ``nvidia/dali/include``). MPEG-4's maximum width
+#: is the 2032 that drivers report (GStreamer's nvmpeg4videodec caps), below the guide's 2048.
+#: DALI 2.4's GPU decoder (``frames_decoder_gpu.cc``, ``SelectVideoStream``) accepts only these
+#: codecs: MJPEG is commented out there although the operator docs list it. AV1 needs an
+#: Ampere GA10x, Ada or Blackwell GPU (not Turing, A100 or H100; NVDEC Application Note, Table 1).
+NVDEC_SIZE_LIMITS: dict[str, tuple[int, int, int, int]] = {
+    "h264": (48, 16, 4096, 4096),
+    "hevc": (144, 144, 8192, 8192),
+    "vp8": (48, 16, 4096, 4096),
+    "vp9": (128, 128, 8192, 8192),
+    "av1": (128, 128, 8192, 8192),
+    "mpeg4": (48, 16, 2032, 1024),
+}
+_TO_GPU_FORMAT = "transcode with ffmpeg -i IN -c:v libx264 -pix_fmt yuv420p OUT.mp4"
+
+
+def nvdec_unusable_reason(info: VideoInfo) -> str | None:
+    """Why DALI 2.4's GPU decoder (NVDEC) cannot decode ``info``'s video; None if it can.
+
+    Codec and size follow :data:`NVDEC_SIZE_LIMITS` (sizes are the display width x height in
+    pixels). Pixel formats: DALI creates every NVDEC decoder with an NV12 (8-bit 4:2:0) output
+    surface and converts that to RGB (``frames_decoder_gpu.cc``: ``OutputFormat`` left at 0 =
+    ``cudaVideoSurfaceFormat_NV12``), so anything but 8-bit 4:2:0 is refused here even where the
+    hardware decodes it (10/12-bit HEVC/VP9/AV1, HEVC 4:4:4).
+    """
+    limits = NVDEC_SIZE_LIMITS.get(info.codec)
+    if limits is None:
+        return (
+            f"codec {info.codec} cannot be decoded by DALI's GPU backend (H.264, HEVC, VP8, VP9, "
+            f"AV1, MPEG-4 only); {_TO_GPU_FORMAT}"
+        )
+    if info.bit_depth != 8:
+        return (
+            f"{info.bit_depth}-bit video ({info.pix_fmt}) cannot be decoded by DALI's GPU backend "
+            f"(8-bit only); {_TO_GPU_FORMAT}"
+        )
+    if info.chroma != "4:2:0":
+        return (
+            f"chroma {info.chroma} ({info.pix_fmt}) cannot be decoded by DALI's GPU backend "
+            f"(4:2:0 only); {_TO_GPU_FORMAT}"
+        )
+    min_w, min_h, max_w, max_h = limits
+    if info.width < min_w or info.height < min_h:
+        return (
+            f"{info.width}x{info.height} is below NVDEC's {info.codec} minimum of {min_w}x{min_h} "
+            f"(width x height); {_TO_GPU_FORMAT} (H.264 takes 48x16 and up)"
+        )
+    if info.width > max_w or info.height > max_h:
+        return (
+            f"{info.width}x{info.height} is above NVDEC's {info.codec} maximum of {max_w}x{max_h} "
+            "(width x height); scale it down (ffmpeg -vf scale=-2:720)"
+        )
+    return None
 
 
 def _check_not_truncated(path: Path, container, stream, packets) -> None:
@@ -82,7 +167,7 @@ def _cache_key(path: Path) -> str:
 
 def _cache_file() -> Path:
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "videomix_dali" / "probe-v2.json"
+    return base / "videomix_dali" / "probe-v3.json"
 
 
 def probe_videos(

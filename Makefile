@@ -3,18 +3,18 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test
+.PHONY: setup demo test gpu-check
 setup: $(VENV)/.installed
 
-# torch first: the CUDA build from PyPI where a GPU driver is present, otherwise the plain
-# 2.13.0 release (a local CPU build on our development machines, PyPI's default elsewhere).
+# Where a GPU driver is present: the `gpu` extra (torch, DALI, CuPy and NVRTC, all CUDA 13,
+# from PyPI). Otherwise the plain 2.13.0 torch release (a local CPU build on our development
+# machines, PyPI's default elsewhere), then the package with its test extra.
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -c "import torch" 2>/dev/null || \
-	  if command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/pip install --quiet torch; \
-	  else $(BIN)/pip install --quiet torch==2.13.0; fi
-	$(BIN)/pip install --quiet -e ".[test]"
+	if command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/pip install --quiet -e ".[gpu,test]"; \
+	else $(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet torch==2.13.0; \
+	  $(BIN)/pip install --quiet -e ".[test]"; fi
 	touch $@
 
 # The main job: train a small SlowOnly on the demo data without and with VideoMix, same
@@ -26,3 +26,12 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q
+
+# The one prepared device call: every `gpu` test, GPU bench rows, a short GPU training run,
+# CPU-vs-GPU equality of a mixed batch, NVDEC's limits; a JSON and a log under $OUT (else
+# ./gpu-check/). Exits 0 only if everything passed. `make gpu-check DRY=1` walks the same
+# script without CUDA (part of `make test`). PYTHON=python3 uses an existing environment
+# (a machine without network access) instead of setting up .venv.
+PYTHON ?=
+gpu-check: $(if $(PYTHON),,setup)
+	$(or $(PYTHON),$(BIN)/python) tests/gpu_check.py $(if $(DRY),--dry-run)

@@ -206,17 +206,21 @@ def step_bench_gpu(ctx: dict[str, Any]) -> dict[str, Any]:
         duration=1.0 if dry else 8.0,
         warmup=0.5 if dry else 3.0,
         model=None if dry else "slowonly50",
-        model_factory=None if dry else _app_models(),
+        model_factory=_app_models(),  # loaded in the dry run too, used on the GPU only
         json_path=json_path,
     )
     return {"rows": report["results"], "summary": report["summary"], "json": json_path.name}
 
 
 def _app_models() -> Any:
-    sys.path.insert(0, str(ROOT))
-    from train.models import build_model
+    """The training app's model factory (train/ is importable from the repository root)."""
+    from videomix_dali.bench.cli import APP_MODEL_FACTORY, load_model_factory
 
-    return lambda name, num_classes: build_model(name, num_classes=num_classes)
+    sys.path.insert(0, str(ROOT))
+    factory = load_model_factory(APP_MODEL_FACTORY)
+    if factory is None:
+        raise RuntimeError(f"{APP_MODEL_FACTORY} is not importable from {ROOT}")
+    return factory
 
 
 def step_train_gpu(ctx: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,21 @@ def dataset(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="module", params=["vp9", "h264"])
+def gpu_datasets(request, tmp_path_factory):
+    """(VP9 folder for the CPU, folder in the param's codec for the GPU) of the same videos.
+
+    128x128 is NVDEC's VP9 minimum; the CPU backend cannot decode H.264, so it reads the VP9 copy.
+    """
+    root = tmp_path_factory.mktemp("gpu_videos")
+    for seed, (cls, name, n) in enumerate(VIDEOS):
+        frames = ramp_video(n, 128, 128, seed)
+        write_video(root / "vp9" / cls / f"{name}.webm", frames)
+        if request.param == "h264":
+            write_video(root / "h264" / cls / f"{name}.mp4", frames, codec="libx264")
+    return root / "vp9", root / request.param
+
+
 def unnormalize(video: torch.Tensor) -> np.ndarray:
     """(N, C, T, H, W) normalized -> (N, T, H, W, C) float pixel values."""
     return (video.float().numpy() * STD + MEAN).transpose(0, 2, 3, 4, 1)
@@ -237,15 +252,17 @@ def test_recipe_object_and_overrides_reach_the_loader(dataset):
 
 
 @pytest.mark.gpu
-def test_gpu_pipeline_matches_cpu_and_shares_memory(dataset):
+def test_gpu_pipeline_matches_cpu_and_shares_memory(gpu_datasets):
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
+    cpu_root, gpu_root = gpu_datasets
     kwargs = dict(
         recipe="demo", train=False, batch_size=3, num_frames=4, stride=3, crop_size=48,
         eval_short_side=48, progress=False,
     )  # fmt: skip
-    cpu = collect(VideoLoader(dataset, device="cpu", **kwargs))
-    gpu_loader = VideoLoader(dataset, device="gpu", **kwargs)
+    cpu = collect(VideoLoader(cpu_root, device="cpu", **kwargs))
+    gpu_loader = VideoLoader(gpu_root, device="gpu", **kwargs)
+    assert gpu_loader.skipped == []
     gpu = collect(gpu_loader)
     for (vc, tc), (vg, tg) in zip(cpu, gpu):
         assert vg.is_cuda and torch.equal(tc, tg.cpu())
@@ -289,15 +306,16 @@ def test_mix_in_the_pipeline_pastes_the_sampled_boxes_and_weights_labels(dataset
 
 
 @pytest.mark.gpu
-def test_gpu_pipeline_mixes_like_the_cpu_one(dataset):
+def test_gpu_pipeline_mixes_like_the_cpu_one(gpu_datasets):
     from videomix_dali.mix import VideoMix
 
+    cpu_root, gpu_root = gpu_datasets
     kwargs = dict(
         recipe="demo", train=False, batch_size=3, num_frames=4, stride=3, crop_size=48,
         eval_short_side=48, progress=False,
     )  # fmt: skip
-    cpu = collect(VideoLoader(dataset, device="cpu", mix=VideoMix("spatial", seed=3), **kwargs))
-    gpu = collect(VideoLoader(dataset, device="gpu", mix=VideoMix("spatial", seed=3), **kwargs))
+    cpu = collect(VideoLoader(cpu_root, device="cpu", mix=VideoMix("spatial", seed=3), **kwargs))
+    gpu = collect(VideoLoader(gpu_root, device="gpu", mix=VideoMix("spatial", seed=3), **kwargs))
     for (vc, yc), (vg, yg) in zip(cpu, gpu):
         assert vg.is_cuda and yg.is_cuda
         assert torch.equal(yc, yg.cpu())  # same params, same labels, on both backends

@@ -1,4 +1,4 @@
-"""Small real test videos, encoded with PyAV (VP9, which both DALI backends decode)."""
+"""Small real test videos, encoded with PyAV (VP9, which both DALI backends decode, or H.264)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ def write_video(
         stream.pix_fmt = pix_fmt
         if codec == "libvpx-vp9":
             stream.options = {"lossless": "1", "deadline": "realtime", "cpu-used": "8"}
+        elif codec == "libx264":
+            stream.options = {"qp": "1"}  # near-lossless; qp 0 would be a profile NVDEC lacks
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)

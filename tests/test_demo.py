@@ -13,8 +13,15 @@ import numpy as np
 import pytest
 
 from videomix_dali import demo
-from videomix_dali.demo import DIRECTIONS, SPLITS, ensure_demo_dataset, make_demo_dataset
+from videomix_dali.demo import (
+    DIRECTIONS,
+    SPLITS,
+    demo_split,
+    ensure_demo_dataset,
+    make_demo_dataset,
+)
 from videomix_dali.index import read_index
+from videomix_dali.probe import nvdec_unusable_reason, probe_videos
 
 PARAMS = dict(
     seed=3,
@@ -183,3 +190,32 @@ def test_h264_copies(tmp_path):
     ]
     make_demo_dataset(root, h264=False, progress=False, **tiny)
     assert not (root / "h264").exists()  # regenerated without the copies: none left behind
+
+
+def test_demo_split_gives_the_gpu_h264_copies_that_nvdec_takes(tmp_path):
+    tiny = dict(num_classes=2, videos_per_class=1, test_per_class=1, num_frames=6)  # 128x96
+    root = tmp_path / "d"
+    gpu = demo_split(root, "test_debiased", "gpu", progress=False, **tiny)
+    assert gpu == root / "h264" / "test_debiased"
+    mp4 = sorted(gpu.rglob("*.mp4"))
+    webm = sorted((root / "test_debiased").rglob("*.webm"))
+    assert len(mp4) == 2
+    assert [p.relative_to(gpu).with_suffix(".webm") for p in mp4] == [
+        p.relative_to(root / "test_debiased") for p in webm
+    ]
+    infos = probe_videos(mp4 + webm, progress=False)
+    assert [(i.codec, i.width, i.height) for i in infos] == [("h264", 128, 96)] * 2 + [
+        ("vp9", 128, 96)
+    ] * 2
+    assert [nvdec_unusable_reason(i) for i in infos] == [None, None] + [
+        "128x96 is below NVDEC's vp9 minimum of 128x128 (width x height); transcode with "
+        "ffmpeg -i IN -c:v libx264 -pix_fmt yuv420p OUT.mp4 (H.264 takes 48x16 and up)"
+    ] * 2
+    stamp = (root / "metadata.json").stat().st_mtime_ns
+    assert demo_split(root, "train", "cpu", progress=False, **tiny) == root / "train"
+    assert (root / "metadata.json").stat().st_mtime_ns == stamp  # copies kept, nothing remade
+    assert sorted(gpu.rglob("*.mp4")) == mp4
+    with pytest.raises(ValueError, match="split='val' must be one of"):
+        demo_split(root, "val", "gpu", **tiny)
+    with pytest.raises(ValueError, match="device='cuda' must be 'cpu', 'gpu' or 'auto'"):
+        demo_split(root, "train", "cuda", **tiny)

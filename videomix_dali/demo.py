@@ -19,8 +19,8 @@ Layout written under ``root``::
     h264/<split>/<class>/*.mp4, h264/<split>_file_list.txt    (only with h264=True)
 
 The CPU backend of DALI decodes VP9 but not H.264, hence ``.webm``; the optional H.264 copies are
-for GPU (NVDEC) runs. Content is smooth so that 4:2:0 chroma and different decoders' colour
-conversions agree within a few levels.
+for GPU runs (NVDEC's VP9 minimum is 128x128; :func:`demo_split` picks them). Content is smooth
+so that 4:2:0 chroma and different decoders' colour conversions agree within a few levels.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 __all__ = [
     "DIRECTIONS",
     "SPLITS",
+    "demo_split",
     "ensure_demo_dataset",
     "make_demo_dataset",
 ]
@@ -440,3 +441,28 @@ def ensure_demo_dataset(root: str | os.PathLike = "data/demo", **kwargs) -> Path
     """Return ``root``, first making the demo dataset there if it is absent or was made with
     other arguments (``kwargs`` are those of :func:`make_demo_dataset`)."""
     return make_demo_dataset(root, **kwargs)
+
+
+def demo_split(
+    root: str | os.PathLike = "data/demo", split: str = "train", device: str = "cpu", **kwargs
+) -> Path:
+    """The folder of demo ``split`` that a loader on ``device`` reads, making the dataset first.
+
+    NVDEC cannot decode the VP9 videos (128x96; its VP9 minimum is 128x128), so ``device='gpu'``
+    reads the H.264 copies under ``root/h264/`` and makes them if absent. ``'cpu'`` reads the
+    VP9 files and keeps copies that are already there, so CPU and GPU runs sharing ``root`` do
+    not remake it in turn. ``'auto'`` is ``'gpu'`` where torch sees CUDA. ``kwargs`` are those
+    of :func:`make_demo_dataset` other than ``h264``.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split={split!r} must be one of {SPLITS}")
+    if device == "auto":
+        import torch
+
+        device = "gpu" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "gpu"):
+        raise ValueError(f"device={device!r} must be 'cpu', 'gpu' or 'auto'")
+    meta = _read_metadata(Path(root)) or {}
+    h264 = device == "gpu" or bool(meta.get("params", {}).get("h264"))
+    root = make_demo_dataset(root, h264=h264, **kwargs)
+    return root / "h264" / split if device == "gpu" else root / split

@@ -98,3 +98,12 @@ def test_the_library_never_imports_the_app():
         if n == "train" or n.startswith("train.")
     ]
     assert offenders == []
+
+
+def test_the_names_users_reach_for():
+    import videomix_dali
+    from videomix_dali import Recipe, VideoLoader, VideoMix, load_recipe
+
+    assert VideoMix.__module__ == "videomix_dali.mix.op" and isinstance(load_recipe("demo"), Recipe)
+    assert "Args:" in VideoLoader.__doc__ and "**overrides" in VideoLoader.__doc__
+    assert set(videomix_dali.__all__) >= {"VideoLoader", "VideoMix", "Recipe", "read_index"}

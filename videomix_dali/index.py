@@ -50,15 +50,6 @@ __all__ = [
 ]
 
 VIDEO_EXTENSIONS: tuple[str, ...] = (".webm", ".mp4", ".mkv", ".avi", ".mov", ".m4v")
-FORMATS: tuple[str, ...] = (
-    "folder",
-    "file_list",
-    "kinetics_csv",
-    "ssv2_json",
-    "ucf101",
-    "hmdb51",
-    "pairs",
-)
 
 _UCF_LIST_RE = re.compile(r"^(train|test)list\d*\.txt$", re.IGNORECASE)
 _HMDB_SPLIT_RE = re.compile(r"^(?P<cls>.+)_test_split(?P<num>[123])\.txt$")
@@ -263,7 +254,7 @@ def _finish(
         warnings.warn(
             f"{source}: {len(duplicates)} duplicate entr{'y' if len(duplicates) == 1 else 'ies'} "
             f"ignored (the first one is kept): {listed}",
-            stacklevel=4,
+            stacklevel=5,  # read_index -> opener -> reader -> _finish
         )
     if not entries:
         raise ValueError(
@@ -277,7 +268,7 @@ def _finish(
         warnings.warn(
             f"{source}: {len(missing)} file(s) named by the index are missing on disk and were "
             f"left out: {names}" + (f", ... and {more} more" if more > 0 else ""),
-            stacklevel=4,
+            stacklevel=5,  # read_index -> opener -> reader -> _finish
         )
     return VideoIndex(entries=entries, classes=classes, missing=missing, source=source)
 
@@ -628,6 +619,87 @@ def _read_pairs(
 
 
 # --------------------------------------------------------------------------------------------
+# the registry: format name -> reader(path, root, split, classes, allow_outside_root)
+
+_Root = str | os.PathLike | None
+_Reader = Callable[[Path | Sequence, _Root, str | None, list[str] | None, bool], VideoIndex]
+
+
+def _open_pairs(
+    pairs: Sequence, root: _Root, split: str | None, classes: list[str] | None, allow_outside: bool
+) -> VideoIndex:
+    if split is not None:
+        raise ValueError("split is not used with a list of pairs")
+    base = Path(os.path.abspath(root)) if root is not None else None
+    return _read_pairs(pairs, base, classes, allow_outside or base is None)
+
+
+def _open_folder(
+    path: Path, root: _Root, split: str | None, classes: list[str] | None, allow_outside: bool
+) -> VideoIndex:
+    if not path.is_dir():
+        raise ValueError(f"fmt='folder' needs a directory, got the file {path}")
+    if root is not None:
+        raise ValueError("root is not used with fmt='folder' (the source is the root)")
+    if split is not None:
+        path = path / split
+        if not path.is_dir():
+            raise ValueError(f"split={split!r}: {path} is not a directory")
+    return _read_folder(path, classes)
+
+
+def _open_hmdb51(
+    path: Path, root: _Root, split: str | None, classes: list[str] | None, allow_outside: bool
+) -> VideoIndex:
+    if root is not None:
+        base = Path(os.path.abspath(root))
+    else:
+        base = path if path.is_dir() else path.parent
+    return _read_hmdb51(path, base, split, classes, allow_outside)
+
+
+def _index_file_root(path: Path, kind: str, root: _Root) -> Path:
+    """The root of an index file's relative paths; ValueError if ``path`` is a directory."""
+    if path.is_dir():
+        raise ValueError(f"fmt={kind!r} needs an index file, got the directory {path}")
+    return Path(os.path.abspath(root)) if root is not None else path.parent
+
+
+def _open_kinetics(
+    path: Path, root: _Root, split: str | None, classes: list[str] | None, allow_outside: bool
+) -> VideoIndex:
+    base = _index_file_root(path, "kinetics_csv", root)
+    return _read_kinetics(path, base, split, classes, allow_outside)
+
+
+def _one_split_file(kind: str, read: Callable[..., VideoIndex]) -> _Reader:
+    """The reader of format ``kind``, whose index file is one split (``split`` is unused)."""
+
+    def open_(
+        path: Path, root: _Root, split: str | None, classes: list[str] | None, allow_outside: bool
+    ) -> VideoIndex:
+        base = _index_file_root(path, kind, root)
+        if split is not None:
+            raise ValueError(f"split is not used with fmt={kind!r} (the file is the split)")
+        return read(path, base, classes, allow_outside)
+
+    return open_
+
+
+_READERS: dict[str, _Reader] = {
+    "folder": _open_folder,
+    "file_list": _one_split_file("file_list", _read_file_list),
+    "kinetics_csv": _open_kinetics,
+    "ssv2_json": _one_split_file("ssv2_json", _read_ssv2),
+    "ucf101": _one_split_file("ucf101", _read_ucf101),
+    "hmdb51": _open_hmdb51,
+    "pairs": _open_pairs,  # a list of (path, label), not a path
+}
+#: every ``fmt`` :func:`read_index` accepts
+FORMATS: tuple[str, ...] = tuple(_READERS)
+
+
+# --------------------------------------------------------------------------------------------
 # entry point
 
 
@@ -691,10 +763,7 @@ def read_index(
     if isinstance(source, (list, tuple)):
         if fmt not in (None, "pairs"):
             raise ValueError(f"fmt={fmt!r} needs a file or directory source, got a {type(source)}")
-        if split is not None:
-            raise ValueError("split is not used with a list of pairs")
-        base = Path(os.path.abspath(root)) if root is not None else None
-        return _read_pairs(source, base, cls, allow_outside_root or base is None)
+        return _READERS["pairs"](source, root, split, cls, allow_outside_root)
     if fmt == "pairs":
         raise ValueError(f"fmt='pairs' needs a list of (path, label) pairs, got {source!r}")
     if not isinstance(source, (str, os.PathLike)):
@@ -702,36 +771,4 @@ def read_index(
     path = Path(os.path.abspath(source))
     if not path.exists():
         raise ValueError(f"source {path} does not exist")
-    kind = fmt or _detect(path)
-
-    if kind == "folder":
-        if not path.is_dir():
-            raise ValueError(f"fmt='folder' needs a directory, got the file {path}")
-        if root is not None:
-            raise ValueError("root is not used with fmt='folder' (the source is the root)")
-        if split is not None:
-            path = path / split
-            if not path.is_dir():
-                raise ValueError(f"split={split!r}: {path} is not a directory")
-        return _read_folder(path, cls)
-
-    if kind == "hmdb51":
-        base = (
-            Path(os.path.abspath(root))
-            if root is not None
-            else (path if path.is_dir() else path.parent)
-        )
-        return _read_hmdb51(path, base, split, cls, allow_outside_root)
-
-    if path.is_dir():
-        raise ValueError(f"fmt={kind!r} needs an index file, got the directory {path}")
-    base = Path(os.path.abspath(root)) if root is not None else path.parent
-    if kind == "kinetics_csv":
-        return _read_kinetics(path, base, split, cls, allow_outside_root)
-    if split is not None:
-        raise ValueError(f"split is not used with fmt={kind!r} (the file is the split)")
-    if kind == "file_list":
-        return _read_file_list(path, base, cls, allow_outside_root)
-    if kind == "ssv2_json":
-        return _read_ssv2(path, base, cls, allow_outside_root)
-    return _read_ucf101(path, base, cls, allow_outside_root)
+    return _READERS[fmt or _detect(path)](path, root, split, cls, allow_outside_root)

@@ -49,21 +49,46 @@ def _frame_range(entry, info: VideoInfo) -> tuple[int, int]:
 
 
 class VideoLoader:
-    """Batches of clips as torch tensors: video (N, C, T, H, W) normalized, target (N,) int64.
+    """Batches of clips as torch tensors, decoded, augmented and (optionally) mixed in one DALI
+    pipeline and handed over without a copy.
 
-    With ``mix`` (a ``VideoMix``), every batch is mixed inside the pipeline after the crop and
-    the target is the soft label (N, num_classes) float32.
+    Yields ``(video, target)``: video (N, C, T, H, W) ``dtype``, normalised with the recipe's
+    mean/std; target (N,) int64 class ids, or with ``mix`` the soft label (N, num_classes)
+    float32 (each source's weight = its exact share of output voxels). With
+    ``return_index=True`` also (N,) int64 dataset indices. Each epoch visits every video of
+    this shard once; iterating continues the current epoch where it stopped, and a finished
+    epoch advances to the next. ``state_dict()`` / ``load_state_dict()`` resume exactly.
 
-    ``source`` is a folder-per-class directory, an index file (see ``read_index``) or a list of
-    (path, label) pairs. ``recipe`` names a protocol in ``pipelines/`` whose fields are the
-    defaults; keyword arguments override them. Each epoch visits every video of this shard
-    once (``train=True``: one random clip; ``train=False``: ``test_clips`` x ``test_crops``
-    deterministic views). Iterating continues the current epoch where it stopped; a finished
-    epoch advances to the next.
+    Args:
+        source: a folder-per-class directory, an index file (see ``read_index``) or a list of
+            (path, label) pairs.
+        recipe: a protocol of ``pipelines/`` by name (``"kinetics"``, ``"ssv2"``, ``"demo"``,
+            ...) or a ``Recipe``; its fields are the defaults of the clip, crop, testing and
+            batch settings (``loader.recipe`` holds the result).
+        device: ``"cpu"``, ``"gpu"`` (NVDEC decode, GPU augmentation and mixing) or
+            ``"auto"`` (the GPU where torch sees one).
+        train: one random clip and crop per video (``True``) or the recipe's ``test_clips``
+            x ``test_crops`` deterministic views per video (``False``).
+        dtype: ``"float32"`` or ``"float16"`` output.
+        seed: epoch order, clip positions and crops come from ``SeedSequence([seed, epoch,
+            position])``.
+        shard_id, num_shards: this process's shard; default ``torch.distributed``'s rank and
+            world size (0 and 1 without a process group).
+        last_batch: ``"drop"`` (training default) or ``"partial"`` (evaluation default).
+        short_videos: videos shorter than a clip (``(num_frames - 1) * stride + 1`` frames;
+            ``num_frames`` for segment sampling) are padded by repeating their last frame
+            (``"pad"``) or skipped (``"skip"``).
+        num_threads: DALI CPU threads.
+        prefetch: batches DALI prepares ahead of the consumer.
+        return_index: also yield each sample's dataset index.
+        mix: a ``VideoMix`` applied to every batch inside the pipeline, after the crop.
+        fmt, root: index format and root of relative paths (see ``read_index``).
+        progress: show a progress bar while probing the files.
+        **overrides: recipe fields to change, e.g. ``batch_size=8, num_frames=16``; None
+            keeps the recipe's value, an unknown name is a TypeError.
 
-    Videos shorter than a clip (``(num_frames - 1) * stride + 1`` frames; ``num_frames`` for
-    segment sampling) are padded by repeating their last frame (``short_videos="pad"``) or
-    skipped (``"skip"``). Unusable files are listed in ``skipped`` as (path, reason).
+    Unusable files (missing, undecodable, a codec the backend cannot decode) are listed in
+    ``skipped`` as (path, reason).
     """
 
     def __init__(

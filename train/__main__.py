@@ -74,15 +74,15 @@ def config_from(args: argparse.Namespace, mix: str) -> TrainConfig:
     if args.data is None:
         if not demo:
             raise SystemExit(f"--data is required for --recipe {args.recipe}")
-        from videomix_dali.demo import ensure_demo_dataset
+        from videomix_dali.demo import SPLITS, demo_split
 
         if dist_utils.is_main():  # one writer; the other ranks wait for it
-            ensure_demo_dataset(DEMO_ROOT, progress=not args.no_progress)
+            demo_split(DEMO_ROOT, "train", args.device, progress=not args.no_progress)
         dist_utils.barrier()
-        root = Path(DEMO_ROOT)
-        args.data = str(root / "train")
+        train, *tests = (str(demo_split(DEMO_ROOT, s, args.device, progress=False)) for s in SPLITS)
+        args.data = train
         if args.val is None:
-            args.val = [str(root / "test_biased"), str(root / "test_debiased")]
+            args.val = tests
     model = args.model or ("slowonly18" if demo else "slowonly50")
     width = args.width or (16 if demo and model.startswith("slowonly") else 64)
     values = {

@@ -35,12 +35,12 @@ def cmd_demo_features(args: argparse.Namespace) -> None:
 
 def cmd_stream(args: argparse.Namespace) -> None:
     """Stream epochs of augmented batches through the loader and report clips/s."""
-    from .demo import ensure_demo_dataset
+    from .demo import demo_split
     from .loader import VideoLoader
 
     data = args.data
     if data is None:
-        data = ensure_demo_dataset(args.demo_root) / "train"
+        data = demo_split(args.demo_root, "train", args.device)
     loader = VideoLoader(
         data,
         recipe=args.recipe,
@@ -71,11 +71,11 @@ def cmd_show(args: argparse.Namespace) -> None:
     """Mix one batch of demo (or given) clips and draw it: samples x frames, boxes, weights."""
     import numpy as np
 
-    from .demo import ensure_demo_dataset
+    from .demo import demo_split
     from .loader import VideoLoader
     from .mix import VideoMix, render_mix_grid
 
-    data = args.data or ensure_demo_dataset(args.demo_root) / "train"
+    data = args.data or demo_split(args.demo_root, "train", "cpu")
     loader = VideoLoader(
         data, recipe=args.recipe, device="cpu", batch_size=args.batch_size, seed=args.seed
     )

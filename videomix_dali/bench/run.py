@@ -67,9 +67,9 @@ def run_bench(
     names = parse_loaders(loaders)
     cores = cpu_cores()
     if data is None:
-        from ..demo import ensure_demo_dataset
+        from ..demo import demo_split
 
-        data = ensure_demo_dataset(demo_root) / "train"
+        data = demo_split(demo_root, "train", device)
     cfg: dict[str, Any] = {
         "data": str(data),
         "recipe": recipe,

@@ -110,7 +110,7 @@ def nvdec_unusable_reason(info: VideoInfo) -> str | None:
     pixels). Pixel formats: DALI creates every NVDEC decoder with an NV12 (8-bit 4:2:0) output
     surface and converts that to RGB (``frames_decoder_gpu.cc``: ``OutputFormat`` left at 0 =
     ``cudaVideoSurfaceFormat_NV12``), so anything but 8-bit 4:2:0 is refused here even where the
-    hardware decodes it (10/12-bit HEVC/VP9/AV1, HEVC 4:4:4).
+    hardware decodes it (10-bit HEVC/VP9/AV1, 12-bit HEVC/VP9, 4:4:4 HEVC).
     """
     limits = NVDEC_SIZE_LIMITS.get(info.codec)
     if limits is None:

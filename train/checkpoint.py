@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from videomix_dali.runtime import resolve_device
+
 from . import distributed as dist_utils
 from .trainer import Trainer
 
@@ -15,16 +17,15 @@ __all__ = ["device_of", "load_checkpoint", "save_checkpoint"]
 
 
 def device_of(name: str) -> tuple[str, torch.device]:
-    """(loader device 'cpu'/'gpu', torch device for the model)."""
-    if name == "auto":
-        name = "gpu" if torch.cuda.is_available() else "cpu"
-    if name in ("gpu", "cuda"):
-        if not torch.cuda.is_available():
-            raise SystemExit("--device gpu but no CUDA device is visible; use --device cpu")
-        return "gpu", torch.device("cuda", torch.cuda.current_device())
-    if name != "cpu":
-        raise SystemExit(f"--device {name!r} must be cpu, gpu or auto")
-    return "cpu", torch.device("cpu")
+    """(loader device 'cpu'/'gpu', torch device for the model) of ``--device`` (``cuda`` is
+    an alias of ``gpu``)."""
+    try:
+        device = resolve_device("gpu" if name == "cuda" else name)
+    except ValueError as exc:
+        raise SystemExit(f"--device: {exc}") from None
+    if device == "gpu":
+        return device, torch.device("cuda", torch.cuda.current_device())
+    return device, torch.device("cpu")
 
 
 def save_checkpoint(path: str | Path, trainer: Trainer, extra: dict[str, Any]) -> None:

@@ -16,6 +16,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from videomix_dali.runtime import rank_and_world_size
+
 __all__ = [
     "all_reduce_sum",
     "average_buffers",
@@ -35,11 +37,11 @@ def is_distributed() -> bool:
 
 
 def rank() -> int:
-    return dist.get_rank() if is_distributed() else 0
+    return rank_and_world_size()[0]
 
 
 def world_size() -> int:
-    return dist.get_world_size() if is_distributed() else 1
+    return rank_and_world_size()[1]
 
 
 def is_main() -> bool:

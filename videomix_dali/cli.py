@@ -9,14 +9,8 @@ from collections.abc import Sequence
 
 from tqdm import tqdm
 
+from .argtypes import positive_int
 from .bench import add_bench_parser
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def cmd_demo_data(args: argparse.Namespace) -> None:
@@ -116,9 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo-root", default="data/demo", help="where the demo dataset lives")
     p.add_argument("--recipe", default="demo")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
-    p.add_argument("--batch-size", type=_positive_int)
-    p.add_argument("--epochs", type=_positive_int, default=3)
-    p.add_argument("--threads", type=_positive_int, default=2)
+    p.add_argument("--batch-size", type=positive_int)
+    p.add_argument("--epochs", type=positive_int, default=3)
+    p.add_argument("--threads", type=positive_int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_stream)
 
@@ -129,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="folder or index file (default: the demo train split)")
     p.add_argument("--demo-root", default="data/demo", help="where the demo dataset lives")
     p.add_argument("--recipe", default="demo")
-    p.add_argument("--batch-size", type=_positive_int, default=4)
+    p.add_argument("--batch-size", type=positive_int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="videomix.png", help="PNG file to write")
     p.set_defaults(func=cmd_show)

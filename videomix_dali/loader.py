@@ -17,28 +17,13 @@ from .mix import VideoMix, mix_labels
 from .pipeline import DTYPES, build_pipeline
 from .probe import ProbeError, VideoInfo, nvdec_unusable_reason, probe_videos
 from .recipes import Recipe, resolve_recipe
+from .runtime import rank_and_world_size, resolve_device
 from .sampling import LAST_BATCH_POLICIES, ClipConfig, ClipSampler
 
 log = logging.getLogger(__name__)
 
 CPU_CODECS = ("vp8", "vp9", "mjpeg")
 SHORT_VIDEO_POLICIES = ("pad", "skip")
-
-
-def _default_shard() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
-def _resolve_device(device: str) -> str:
-    if device == "auto":
-        return "gpu" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "gpu"):
-        raise ValueError(f"device={device!r} must be 'cpu', 'gpu' or 'auto'")
-    if device == "gpu" and not torch.cuda.is_available():
-        raise ValueError("device='gpu' but no CUDA device is visible; use device='cpu'")
-    return device
 
 
 def _frame_range(entry, info: VideoInfo) -> tuple[int, int]:
@@ -116,7 +101,7 @@ class VideoLoader:
         self.recipe: Recipe = resolve_recipe(recipe, **overrides)
         recipe = self.recipe
         if shard_id is None and num_shards is None:
-            shard_id, num_shards = _default_shard()
+            shard_id, num_shards = rank_and_world_size()
         elif shard_id is None or num_shards is None:
             raise ValueError("shard_id and num_shards must be given together")
         last_batch = last_batch or ("drop" if train else "partial")
@@ -124,7 +109,7 @@ class VideoLoader:
         if short_videos not in SHORT_VIDEO_POLICIES:
             raise ValueError(f"short_videos={short_videos!r} must be one of {SHORT_VIDEO_POLICIES}")
         self.short_videos = short_videos
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.train = train
         self.dtype = dtype
         self.seed = seed

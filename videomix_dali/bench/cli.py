@@ -28,22 +28,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import math
 from collections.abc import Sequence
 from typing import Any
 
+from ..argtypes import positive_int, seconds
 from .model import ModelFactory
 from .op import run_op_bench
 from .run import run_bench
 from .streams import LOADERS
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
 
 #: the default ``--model-factory``: the training app's models, importable when the command runs
 #: from the repository root. Named as a string and imported only on demand, so the library
@@ -65,32 +57,25 @@ def load_model_factory(spec: str) -> ModelFactory | None:
     return factory
 
 
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text}")
-    return value
-
-
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="folder or index file (default: the demo train split)")
     p.add_argument("--demo-root", default="data/demo", help="where the demo dataset lives")
     p.add_argument("--recipe", default="demo")
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
-    p.add_argument("--batch-size", type=_positive_int, help="default: the recipe's")
-    p.add_argument("--frames", type=_positive_int, help="frames per clip T (recipe's)")
-    p.add_argument("--stride", type=_positive_int, help="frame stride tau (recipe's)")
-    p.add_argument("--crop", type=_positive_int, help="output size (recipe's crop_size)")
+    p.add_argument("--batch-size", type=positive_int, help="default: the recipe's")
+    p.add_argument("--frames", type=positive_int, help="frames per clip T (recipe's)")
+    p.add_argument("--stride", type=positive_int, help="frame stride tau (recipe's)")
+    p.add_argument("--crop", type=positive_int, help="output size (recipe's crop_size)")
     p.add_argument("--mix", default="spatial", help="mode of the mixed rows ('none': no rows)")
-    p.add_argument("--duration", type=_seconds, default=20.0, help="measured seconds per row")
-    p.add_argument("--warmup", type=_seconds, default=5.0, help="warm-up seconds per row")
+    p.add_argument("--duration", type=seconds, default=20.0, help="measured seconds per row")
+    p.add_argument("--warmup", type=seconds, default=5.0, help="warm-up seconds per row")
     p.add_argument(
         "--loaders",
         default=",".join(LOADERS),
         help=f"comma-separated subset of {','.join(LOADERS)} (default: all)",
     )
-    p.add_argument("--workers", type=_positive_int, help="DataLoader workers (default: cores)")
-    p.add_argument("--threads", type=_positive_int, help="DALI threads (default: cores)")
+    p.add_argument("--workers", type=positive_int, help="DataLoader workers (default: cores)")
+    p.add_argument("--threads", type=positive_int, help="DALI threads (default: cores)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", help="GPU only: also time training steps (tiny3d, slowonly50, ...)")
     p.add_argument(
@@ -101,7 +86,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", dest="json_path", help="write the report as JSON here")
     p.add_argument("--plot", dest="plot_path", help="write a PNG bar chart here")
     p.add_argument("--op", action="store_true", help="micro-benchmark the mix op instead")
-    p.add_argument("--op-repeats", type=_positive_int, default=20)
+    p.add_argument("--op-repeats", type=positive_int, default=20)
 
 
 def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:

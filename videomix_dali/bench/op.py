@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..mix import MODES, VideoMix, apply_mix, mix_normalize_batch
 from .report import write_json
 
 
@@ -36,6 +37,42 @@ def _time_gpu(fn: Callable[[], Any], repeats: int) -> float:
         end.synchronize()
         times.append(cupy.cuda.get_elapsed_time(start, end))
     return float(np.median(times))
+
+
+def _plain_normalize(xp: Any, frames: list, out: Any, m: Any, inv: Any) -> Any:
+    """Normalise + transpose (T, H, W, C) uint8 clips into ``out`` (N, C, T, H, W) float32."""
+    for n, f in enumerate(frames):
+        xp.subtract(f.transpose(3, 0, 1, 2), m, out=out[n], dtype=xp.float32)
+        xp.multiply(out[n], inv, out=out[n])
+    return out
+
+
+def _op_times(
+    xp: Any,
+    timer: Callable[[Callable[[], Any], int], float],
+    x: Any,
+    frames: list,
+    params: Any,
+    mean: Sequence[float],
+    std: Sequence[float],
+    repeats: int,
+) -> dict[str, float]:
+    """Median ms of each op on one backend: ``xp`` NumPy or CuPy, ``x`` (N, C, T, H, W)
+    float32 and ``frames`` N (T, H, W, C) uint8 clips on it, ``timer`` its clock."""
+    C = x.shape[1]
+    m = xp.asarray(np.asarray(mean, np.float32).reshape(C, 1, 1, 1))
+    inv = xp.asarray((1.0 / np.asarray(std, np.float32)).reshape(C, 1, 1, 1))
+    out = xp.empty(x.shape, xp.float32)
+    dst = xp.empty_like(x)
+    return {
+        "copy_ms": timer(lambda: xp.copyto(dst, x), repeats),
+        "copy_new_ms": timer(lambda: x.copy(), repeats),
+        "apply_mix_ms": timer(lambda: apply_mix(x, params), repeats),
+        "mix_normalize_ms": timer(
+            lambda: mix_normalize_batch(frames, params, mean, std, out=out), repeats
+        ),
+        "normalize_ms": timer(lambda: _plain_normalize(xp, frames, out, m, inv), repeats),
+    }
 
 
 def _gpu_skip_reason() -> str | None:
@@ -72,8 +109,6 @@ def run_op_bench(
 
     ``gpu``: None = where CuPy sees a device; the GPU figures use CUDA events.
     """
-    from ..mix import MODES, VideoMix, apply_mix, mix_normalize_batch
-
     if len(shape) != 5 or min(shape) < 1:
         raise ValueError(f"shape={tuple(shape)!r} must be 5 positive sizes (N, C, T, H, W)")
     if mode not in MODES:
@@ -85,52 +120,21 @@ def run_op_bench(
     x = rng.random((N, C, T, H, W), dtype=np.float32)
     frames = [rng.integers(0, 256, (T, H, W, C), dtype=np.uint8) for _ in range(N)]
     params = VideoMix(mode, seed=seed).sample((N, C, T, H, W), step=0)
-    m32 = np.asarray(mean, np.float32).reshape(C, 1, 1, 1)
-    inv32 = (1.0 / np.asarray(std, np.float32)).reshape(C, 1, 1, 1)
-    out = np.empty((N, C, T, H, W), np.float32)
-    dst = np.empty_like(x)
-
-    def plain_normalize(xp, frames, out, m, inv):
-        for n, f in enumerate(frames):
-            xp.subtract(f.transpose(3, 0, 1, 2), m, out=out[n], dtype=xp.float32)
-            xp.multiply(out[n], inv, out=out[n])
-        return out
-
     report: dict[str, Any] = {
         "shape": [N, C, T, H, W],
         "mode": mode,
         "repeats": repeats,
         "batch_mb": round(x.nbytes / 2**20, 2),
     }
-    cpu = {
-        "copy_ms": _time_cpu(lambda: np.copyto(dst, x), repeats),
-        "copy_new_ms": _time_cpu(lambda: x.copy(), repeats),
-        "apply_mix_ms": _time_cpu(lambda: apply_mix(x, params), repeats),
-        "mix_normalize_ms": _time_cpu(
-            lambda: mix_normalize_batch(frames, params, mean, std, out=out), repeats
-        ),
-        "normalize_ms": _time_cpu(lambda: plain_normalize(np, frames, out, m32, inv32), repeats),
-    }
-    report["cpu"] = _op_ratios(cpu)
+    report["cpu"] = _op_ratios(_op_times(np, _time_cpu, x, frames, params, mean, std, repeats))
     reason = _gpu_skip_reason() if gpu is not False else "not requested"
     if gpu and reason is not None:
         raise ValueError(f"gpu=True but {reason}")
     if reason is None:
         import cupy
 
-        xg, dg = cupy.asarray(x), cupy.empty_like(cupy.asarray(x))
         fg = [cupy.asarray(f) for f in frames]
-        og = cupy.empty((N, C, T, H, W), cupy.float32)
-        mg, ig = cupy.asarray(m32), cupy.asarray(inv32)
-        gpu_times = {
-            "copy_ms": _time_gpu(lambda: cupy.copyto(dg, xg), repeats),
-            "copy_new_ms": _time_gpu(lambda: xg.copy(), repeats),
-            "apply_mix_ms": _time_gpu(lambda: apply_mix(xg, params), repeats),
-            "mix_normalize_ms": _time_gpu(
-                lambda: mix_normalize_batch(fg, params, mean, std, out=og), repeats
-            ),
-            "normalize_ms": _time_gpu(lambda: plain_normalize(cupy, fg, og, mg, ig), repeats),
-        }
+        gpu_times = _op_times(cupy, _time_gpu, cupy.asarray(x), fg, params, mean, std, repeats)
         report["gpu"] = _op_ratios(gpu_times)
     else:
         report["gpu"] = None

@@ -1,0 +1,30 @@
+"""Where this process runs: its device for the pipeline, and its rank among the processes."""
+
+from __future__ import annotations
+
+import torch
+
+DEVICES = ("cpu", "gpu", "auto")
+
+
+def resolve_device(device: str) -> str:
+    """``"cpu"`` or ``"gpu"`` for ``device`` (``"auto"``: the GPU where torch sees one).
+
+    Raises ValueError for another name, or for ``"gpu"`` without a visible CUDA device.
+    """
+    if device not in DEVICES:
+        raise ValueError(f"device={device!r} must be 'cpu', 'gpu' or 'auto'")
+    if device == "auto":
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    if device == "gpu" and not torch.cuda.is_available():
+        raise ValueError("device='gpu' but no CUDA device is visible; use device='cpu'")
+    return device
+
+
+def rank_and_world_size() -> tuple[int, int]:
+    """This process's rank and the number of processes in ``torch.distributed``'s default
+    group; (0, 1) without an initialised group."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1

@@ -15,13 +15,19 @@ def write_video(
     codec: str = "libvpx-vp9",
     fps: int = 25,
     pix_fmt: str = "yuv420p",
+    gop: int | None = None,
 ):
-    """Encode ``frames`` (F, H, W, 3) uint8 RGB to ``path``; lossless yuv420p VP9 by default."""
+    """Encode ``frames`` (F, H, W, 3) uint8 RGB to ``path``; lossless yuv420p VP9 by default.
+
+    ``gop``: a keyframe every ``gop`` frames (the encoder's default otherwise).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=fps)
         stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = pix_fmt
+        if gop is not None:  # a keyframe every ``gop`` frames
+            stream.codec_context.gop_size = gop
         if codec == "libvpx-vp9":
             stream.options = {"lossless": "1", "deadline": "realtime", "cpu-used": "8"}
         elif codec == "libx264":

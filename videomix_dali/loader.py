@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .cuts import clip_bytes
 from .handoff import to_torch
 from .index import VideoIndex, read_index
 from .mix import VideoMix, mix_labels
@@ -18,7 +19,7 @@ from .pipeline import DTYPES, build_pipeline
 from .probe import ProbeError, VideoInfo, nvdec_unusable_reason, probe_videos
 from .recipes import Recipe, resolve_recipe
 from .runtime import rank_and_world_size, resolve_device
-from .sampling import LAST_BATCH_POLICIES, ClipConfig, ClipSampler
+from .sampling import LAST_BATCH_POLICIES, Clip, ClipConfig, ClipSampler
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,10 @@ class VideoLoader:
             keeps the recipe's value, an unknown name is a TypeError.
 
     Unusable files (missing, undecodable, a codec the backend cannot decode) are listed in
-    ``skipped`` as (path, reason).
+    ``skipped`` as (path, reason). A clip decodes only the bytes it needs, from the keyframe
+    at or before its first frame (Matroska / WebM files cut at keyframe clusters, see
+    :mod:`videomix_dali.cuts`); files that cannot be cut decode from frame 0 and are listed
+    in ``uncut`` as (path, reason).
     """
 
     def __init__(
@@ -123,6 +127,7 @@ class VideoLoader:
         self.index: VideoIndex = read_index(source, fmt=fmt, root=root)
         self.classes = self.index.classes
         self.skipped: list[tuple[Path, str]] = [(p, "file not found") for p in self.index.missing]
+        self.uncut: list[tuple[Path, str]] = []  # usable, but decoded from frame 0 (see cuts)
         self.entries, videos = self._usable_entries(progress)
 
         self.sampler = ClipSampler(
@@ -172,7 +177,7 @@ class VideoLoader:
     def _usable_entries(self, progress: bool):
         """Probe every indexed file; keep the decodable ones, list the rest in ``skipped``."""
         infos = probe_videos([e.path for e in self.index.entries], progress=progress)
-        entries, videos = [], []
+        entries, videos, self._cuts = [], [], []
         for entry, info in zip(self.index.entries, infos):
             reason = self._unusable_reason(entry, info)
             if reason:
@@ -181,6 +186,9 @@ class VideoLoader:
             first, last = _frame_range(entry, info)
             entries.append(entry)
             videos.append((last - first, info.height, info.width, first))
+            self._cuts.append(info.cuts)
+            if info.cuts is None:
+                self.uncut.append((entry.path, info.uncut_reason or "not cut"))
         if self.skipped:
             reasons = "; ".join(f"{p}: {r}" for p, r in self.skipped[:5])
             log.warning(
@@ -192,6 +200,14 @@ class VideoLoader:
         if not entries:
             reasons = "\n".join(f"  {p}: {r}" for p, r in self.skipped[:20])
             raise ValueError(f"no usable videos in {self.index.source}:\n{reasons}")
+        if self.uncut:
+            log.warning(
+                "%d of %d videos cannot be cut at keyframes, so each of their clips decodes the "
+                "whole file from frame 0 (first: %s: %s); `videomix-dali prepare` rewrites them",
+                len(self.uncut),
+                len(entries),
+                *self.uncut[0],
+            )
         return entries, videos
 
     def _unusable_reason(self, entry, info: VideoInfo | Exception) -> str | None:
@@ -234,13 +250,11 @@ class VideoLoader:
         while True:
             clips = self.sampler.batch(epoch, step)
             self._fed.append((epoch, step))
-            encoded = []
+            encoded, frames = [], []
             for clip in clips:
-                path = self.entries[clip.item].path
-                try:
-                    encoded.append(np.fromfile(path, dtype=np.uint8))
-                except OSError as exc:
-                    raise RuntimeError(f"cannot read {path}: {exc.strerror or exc}") from exc
+                data, clip_frames = self._clip_input(clip)
+                encoded.append(data)
+                frames.append(clip_frames)
             labels = np.array([self.entries[c.item].label for c in clips], np.int64)
             if self.mix is not None:
                 t, crop = self.recipe.num_frames, self.recipe.crop_size
@@ -250,7 +264,7 @@ class VideoLoader:
                 labels = mix_labels(labels, params, self.num_classes, self.mix.label_smoothing)
             batch = (
                 encoded,
-                [c.frames for c in clips],
+                frames,
                 [c.roi_start for c in clips],
                 [c.roi_end for c in clips],
                 list(labels),
@@ -263,6 +277,22 @@ class VideoLoader:
             step += 1
             if step == self.sampler.num_batches:
                 epoch, step = epoch + 1, 0
+
+    def _clip_input(self, clip: Clip) -> tuple[np.ndarray, np.ndarray]:
+        """(encoded bytes (B,) uint8, frame indices (T,) int32 into them) of one clip.
+
+        Only the keyframe-aligned byte range the clip needs where the file can be cut
+        (:mod:`videomix_dali.cuts`), else the whole file with the file's frame indices.
+        """
+        path = self.entries[clip.item].path
+        cuts = self._cuts[clip.item]
+        try:
+            if cuts is None:
+                return np.fromfile(path, dtype=np.uint8), clip.frames
+            data, shift = clip_bytes(path, cuts, int(clip.frames.min()), int(clip.frames.max()))
+        except OSError as exc:
+            raise RuntimeError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        return data, clip.frames - np.int32(shift)
 
     def _build(self):
         stream = self._source()

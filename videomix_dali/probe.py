@@ -16,7 +16,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import av
+import numpy as np
 from tqdm import tqdm
+
+from .cuts import CutIndex, cut_index
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,18 @@ class VideoInfo:
     pix_fmt: str  # FFmpeg pixel format, e.g. "yuv420p", "yuv420p10le"
     bit_depth: int  # bits per luma sample
     chroma: str  # chroma subsampling J:a:b ("4:2:0", "4:4:4", "4:0:0" for grey) or "RGB"
+    cuts: CutIndex | None = None  # where the file can be cut at keyframes (videomix_dali.cuts)
+    uncut_reason: str | None = None  # why not: a clip then decodes the whole file from frame 0
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["cuts"] = None if self.cuts is None else self.cuts.to_json()
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> VideoInfo:
+        cuts = d.get("cuts")
+        return cls(**{**d, "cuts": None if cuts is None else CutIndex.from_json(cuts)})
 
 
 class ProbeError(ValueError):
@@ -55,6 +70,13 @@ def probe_video(path: str | Path) -> VideoInfo:
             num_frames = len(packets)
             if num_frames and len(container.streams) == 1:
                 _check_not_truncated(path, container, stream, packets)
+            if "matroska" in container.format.name:
+                positions = np.array([-1 if p.pos is None else p.pos for p in packets], np.int64)
+                keyframes = np.array([p.is_keyframe for p in packets], bool)
+                cuts = cut_index(path, positions, keyframes) if num_frames else "no frames"
+            else:
+                kind = container.format.name.split(",")[0]
+                cuts = f"{kind} container (only Matroska / WebM is cut at keyframes)"
     except av.error.FFmpegError as exc:
         raise ProbeError(path, f"not a readable video ({exc})") from exc
     if num_frames == 0 or height == 0 or width == 0:
@@ -69,6 +91,8 @@ def probe_video(path: str | Path) -> VideoInfo:
         pix_fmt=fmt.name,
         bit_depth=fmt.components[0].bits,
         chroma=_chroma(fmt.name),
+        cuts=cuts if isinstance(cuts, CutIndex) else None,
+        uncut_reason=None if isinstance(cuts, CutIndex) else cuts,
     )
 
 
@@ -167,7 +191,7 @@ def _cache_key(path: Path) -> str:
 
 def _cache_file() -> Path:
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "videomix_dali" / "probe-v3.json"
+    return base / "videomix_dali" / "probe-v4.json"
 
 
 def probe_videos(
@@ -194,7 +218,7 @@ def probe_videos(
         if key is None:
             results[i] = ProbeError(path, "cannot stat file")
         elif key in cache:
-            results[i] = VideoInfo(**cache[key])
+            results[i] = VideoInfo.from_json(cache[key])
         else:
             todo.append(i)
 
@@ -219,7 +243,7 @@ def probe_videos(
             for i, info in zip(todo, bar):
                 results[i] = info
                 if isinstance(info, VideoInfo):
-                    cache[keys[i]] = asdict(info)
+                    cache[keys[i]] = info.to_json()
         _write_cache(cache_path, cache)
     return results  # type: ignore[return-value]
 

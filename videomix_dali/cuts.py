@@ -1,0 +1,153 @@
+"""Only the bytes a clip needs: Matroska / WebM files cut at keyframe clusters.
+
+DALI 2.4's ``fn.decoders.video`` decodes an in-memory file from its first frame on every
+sample, so a clip's cost grows with its position in the file. A Matroska file is a header
+(EBML header, Segment, Info, Tracks, ...) followed by Clusters of blocks; muxers start a new
+cluster at each video keyframe. The header plus the clusters from the keyframe at or before
+a clip's first frame through the end of the group of pictures holding its last frame is a
+valid file whose frame 0 is that keyframe: the decoder then does only the clip's work, and
+the loader reads only that byte range (one ``pread``), whatever the file's length.
+
+:func:`cut_index` finds the cut points once (at probe time, cached with the probe);
+:func:`clip_bytes` is the cheap per-clip step.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+_EBML = 0x1A45DFA3
+_SEGMENT = 0x18538067
+_INFO = 0x1549A966
+_TRACKS = 0x1654AE6B
+_CLUSTER = 0x1F43B675
+# A Segment of unknown size: the cut file ends where its last cluster ends.
+_SEGMENT_UNKNOWN_SIZE = bytes.fromhex("18538067 01ffffffffffffff")
+_HEAD_READ = 1 << 16  # bytes read to find the header elements before the first cluster
+
+
+@dataclass(frozen=True)
+class CutIndex:
+    """Where one Matroska / WebM file can be cut, in bytes and frame indices.
+
+    ``header``: byte ranges ``(start, end)`` of the EBML header, Info and Tracks elements,
+    which make the cut file's header. ``starts`` / ``frames``: byte offset and first video
+    frame index of every cut point (a cluster that begins with a video keyframe), ascending;
+    ``end``: where the last cluster ends.
+    """
+
+    header: tuple[tuple[int, int], ...]
+    starts: tuple[int, ...]
+    frames: tuple[int, ...]
+    end: int
+
+    def to_json(self) -> list:
+        return [[list(r) for r in self.header], list(self.starts), list(self.frames), self.end]
+
+    @classmethod
+    def from_json(cls, value: list) -> CutIndex:
+        header, starts, frames, end = value
+        return cls(tuple(tuple(r) for r in header), tuple(starts), tuple(frames), int(end))
+
+
+def _vint(buf: bytes, i: int, keep_marker: bool = False) -> tuple[int, int]:
+    """An EBML variable-length integer at ``buf[i]``: (value, index after it)."""
+    first = buf[i]
+    length = 1
+    while length <= 8 and not first & (0x80 >> (length - 1)):
+        length += 1
+    if length > 8:
+        raise ValueError(f"invalid EBML length byte {first:#x} at {i}")
+    value = first if keep_marker else first & ((0x80 >> (length - 1)) - 1)
+    for byte in buf[i + 1 : i + length]:
+        value = value << 8 | byte
+    return value, i + length
+
+
+def _element(buf: bytes, i: int) -> tuple[int, int, int | None]:
+    """(id, data start, data size or None for 'unknown') of the element at ``buf[i]``."""
+    eid, j = _vint(buf, i, keep_marker=True)
+    size, k = _vint(buf, j)
+    return eid, k, None if size == (1 << (7 * (k - j))) - 1 else size
+
+
+def cut_index(path: str | Path, positions: np.ndarray, keyframes: np.ndarray) -> CutIndex | str:
+    """The cut points of ``path``, or the reason it cannot be cut.
+
+    ``positions`` / ``keyframes``: byte position and keyframe flag of every video packet in
+    decode order (PyAV's ``packet.pos`` and ``packet.is_keyframe``), as the probe demuxes them.
+    """
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(_HEAD_READ)
+        if len(head) < 4 or int.from_bytes(head[:4], "big") != _EBML:
+            return "not a Matroska / WebM file"
+        try:
+            _, data, length = _element(head, 0)
+            header = [(0, data + length)]
+            eid, seg_data, seg_size = _element(head, data + length)
+            if eid != _SEGMENT:
+                return "no Segment after the EBML header"
+            seg_end = size if seg_size is None else min(size, seg_data + seg_size)
+            i, clusters, base = seg_data, [], 0
+            while i < seg_end:
+                if i + 12 > base + len(head):  # past what was read: read this element's head
+                    f.seek(i)
+                    head, base = f.read(12), i
+                eid, data, length = _element(head, i - base)
+                if length is None:
+                    return "an element of unknown size (a live-streamed file)"
+                data += base
+                if eid in (_INFO, _TRACKS):
+                    header.append((i, data + length))
+                elif eid == _CLUSTER:
+                    clusters.append(i)
+                i = data + length
+        except (ValueError, IndexError):
+            return "malformed Matroska element headers"
+    if len(header) != 3 or not clusters:
+        return "no Info, Tracks or Cluster element"
+    cluster_of = np.searchsorted(np.asarray(clusters), positions, side="right") - 1
+    starts, frames = [], []
+    for c, start in enumerate(clusters):
+        mine = np.flatnonzero(cluster_of == c)
+        if len(mine) and keyframes[mine[0]] and (not frames or mine[0] > frames[-1]):
+            starts.append(start)
+            frames.append(int(mine[0]))
+    if not frames or frames[0] != 0:
+        return "the first cluster does not begin with a keyframe"
+    return CutIndex(tuple(header), tuple(starts), tuple(frames), seg_end)
+
+
+def clip_bytes(path: str | Path, cuts: CutIndex, first: int, last: int) -> tuple[np.ndarray, int]:
+    """(file bytes uint8, frame shift) holding frames ``first .. last`` (inclusive) of ``path``.
+
+    The bytes are the header plus the clusters from the last cut point at or before ``first``
+    up to the next cut point after ``last``; frame ``i`` of the file is frame ``i - shift`` of
+    the bytes. Reads only those ranges.
+    """
+    k = int(np.searchsorted(cuts.frames, first, side="right")) - 1
+    n = int(np.searchsorted(cuts.frames, last, side="right"))
+    start, end = cuts.starts[k], cuts.starts[n] if n < len(cuts.starts) else cuts.end
+    ranges = [*cuts.header[:1], (0, 0), *cuts.header[1:], (start, end)]
+    total = sum(b - a for a, b in ranges) + len(_SEGMENT_UNKNOWN_SIZE)
+    out = np.empty(total, np.uint8)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        o = 0
+        for a, b in ranges:
+            if (a, b) == (0, 0):
+                chunk = _SEGMENT_UNKNOWN_SIZE
+            else:
+                chunk = os.pread(fd, b - a, a)
+                if len(chunk) != b - a:
+                    raise OSError(f"{path} is shorter than its probed layout (changed on disk?)")
+            out[o : o + len(chunk)] = np.frombuffer(chunk, np.uint8)
+            o += len(chunk)
+    finally:
+        os.close(fd)
+    return out, cuts.frames[k]

@@ -29,14 +29,14 @@ VM_DEFINE_PASTE(vm_paste_f16, vm_half, float)
 VM_DEFINE_PASTE(vm_paste_f32, float, float)
 VM_DEFINE_PASTE(vm_paste_f64, double, double)
 
-// Fused: per-sample pointers to (T, H, W, C) uint8 clips -> paste + (v - mean) / std +
+// Fused: per-sample pointers to (T, H, W, C) uint8 clips -> paste + (v - mean) * inv_std +
 // cast -> out (N, C, T, H, W) float32 / float16.
 #define VM_DEFINE_FUSED(NAME, O)                                                             \
   extern "C" __global__ void NAME(const unsigned char* const* __restrict__ frames,           \
                                   O* __restrict__ out, const int* __restrict__ rows,         \
                                   int row_len, const double* __restrict__ coef,              \
                                   const float* __restrict__ mean,                            \
-                                  const float* __restrict__ stdev, int mode, int N, int C,   \
+                                  const float* __restrict__ inv_std, int mode, int N, int C,   \
                                   int T, int H, int W) {                                     \
     const long long total = (long long)N * T * H * W;                                        \
     const long long stride = (long long)gridDim.x * blockDim.x;                              \
@@ -44,7 +44,7 @@ VM_DEFINE_PASTE(vm_paste_f64, double, double)
          i += stride) {                                                                      \
       int n, t, h, w;                                                                        \
       vm_unflatten(i, T, H, W, &n, &t, &h, &w);                                              \
-      vm_fused_pixel<O>(frames, out, rows, row_len, coef, mean, stdev, mode, n, t, h, w, C,  \
+      vm_fused_pixel<O>(frames, out, rows, row_len, coef, mean, inv_std, mode, n, t, h, w, C,  \
                         T, H, W);                                                            \
     }                                                                                        \
   }

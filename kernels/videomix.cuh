@@ -162,9 +162,10 @@ VM_HD double vm_blend(double acc, double partner, double lam, double oml) {
   return vm_add(vm_mul(acc, lam), vm_mul(partner, oml));
 }
 
-// (v - mean) / std, two roundings.
-VM_HD float vm_normalize(float v, float mean, float stdev) {
-  return vm_div(vm_sub(v, mean), stdev);
+// (v - mean) * inv_std, inv_std = float32(1 / std): two roundings, the arithmetic of
+// DALI's crop_mirror_normalize.
+VM_HD float vm_normalize(float v, float mean, float inv_std) {
+  return vm_mul(vm_sub(v, mean), inv_std);
 }
 
 VM_HD unsigned int vm_float_as_uint(float f) {
@@ -299,11 +300,11 @@ VM_HD void vm_paste_pixel(const S* x, S* out, const int* rows, int row_len, cons
 }
 
 // Fused: frames[s] points at sample s's (T, H, W, C) uint8 clip (the samples need not
-// be contiguous with each other); writes normalised (v - mean[c]) / std[c] to out,
+// be contiguous with each other); writes normalised (v - mean[c]) * inv_std[c] to out,
 // (N, C, T, H, W) float32 or float16 (vm_half).  Erased voxels are exactly 0.
 template <typename O>
 VM_HD void vm_fused_pixel(const unsigned char* const* frames, O* out, const int* rows,
-                          int row_len, const double* coef, const float* mean, const float* stdev,
+                          int row_len, const double* coef, const float* mean, const float* inv_std,
                           int mode, int n, int t, int h, int w, int C, int T, int H, int W) {
   const int* row = rows + (long long)n * row_len;
   const long long plane = (long long)T * H * W;
@@ -318,14 +319,14 @@ VM_HD void vm_fused_pixel(const unsigned char* const* frames, O* out, const int*
         acc = vm_blend(acc, (float)frames[p][pix * C + c], vm_narrow(cf[2 * j], acc),
                        vm_narrow(cf[2 * j + 1], acc));
       }
-      vm_store(out + ((long long)n * C + c) * plane + pix, vm_normalize(acc, mean[c], stdev[c]));
+      vm_store(out + ((long long)n * C + c) * plane + pix, vm_normalize(acc, mean[c], inv_std[c]));
     }
     return;
   }
   const int src = vm_source(mode, row, n, t, h, w);
   for (int c = 0; c < C; ++c) {
     float v = 0.0f;
-    if (src >= 0) v = vm_normalize((float)frames[src][pix * C + c], mean[c], stdev[c]);
+    if (src >= 0) v = vm_normalize((float)frames[src][pix * C + c], mean[c], inv_std[c]);
     vm_store(out + ((long long)n * C + c) * plane + pix, v);
   }
 }

@@ -160,7 +160,7 @@ def test_host_fused_matches_numpy(host, tmp_path, dtype):
         _write_params(tmp_path, p)
         np.stack(frames).tofile(tmp_path / "frames.u8")
         mean.astype(np.float32).tofile(tmp_path / "mean.f32")
-        std.astype(np.float32).tofile(tmp_path / "std.f32")
+        (np.float32(1) / std.astype(np.float32)).tofile(tmp_path / "std.f32")  # 1 / std
         _run(
             host,
             "fused",

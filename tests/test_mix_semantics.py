@@ -334,10 +334,10 @@ def test_cutout_size_fixed():
 
 
 def ref_fused(frames, p, mean, std, dtype):
-    """Reference: paste in uint8 by masks (Eq. 1-2), then (float32(v) - mean) / std."""
+    """Reference: paste in uint8 by masks (Eq. 1-2), then (float32(v) - mean) * (1 / std)."""
     N = len(frames)
     T, H, W, C = frames[0].shape
-    m32, s32 = np.float32(mean), np.float32(std)
+    m32, inv32 = np.float32(mean), np.float32(1) / np.float32(std)
     out = np.empty((N, C, T, H, W), dtype=np.float32)
     for n in range(N):
         if p.applied[n] and p.mode == "mixup":
@@ -346,7 +346,7 @@ def ref_fused(frames, p, mean, std, dtype):
                 lam = p.lam[n, j, 0]
                 other = frames[p.partners[n, j]].astype(np.float32)
                 acc = acc * np.float32(lam) + other * np.float32(1.0 - lam)
-            v = (acc - m32) / s32
+            v = (acc - m32) * inv32
         else:
             cur = frames[n].astype(np.float32)
             erased = np.zeros((T, H, W), bool)
@@ -360,7 +360,7 @@ def ref_fused(frames, p, mean, std, dtype):
                         erased |= M
                     else:
                         cur = np.where(M[..., None], frames[q].astype(np.float32), cur)
-            v = (cur - m32) / s32
+            v = (cur - m32) * inv32
             v[erased] = 0.0
         out[n] = v.transpose(3, 0, 1, 2)
     return out.astype(dtype)
@@ -394,7 +394,8 @@ def test_fused_out_and_plain_normalize():
     res = mix_normalize_batch(frames, p, MEAN, STD, out=out)
     assert res is out
     x = np.stack(frames).astype(np.float32)
-    want = ((x - MEAN.astype(np.float32)) / STD.astype(np.float32)).transpose(0, 4, 1, 2, 3)
+    inv_std = np.float32(1) / STD.astype(np.float32)  # DALI's crop_mirror_normalize arithmetic
+    want = ((x - MEAN.astype(np.float32)) * inv_std).transpose(0, 4, 1, 2, 3)
     np.testing.assert_array_equal(out, want)
     # an (N, T, H, W, C) array works as well as a list
     np.testing.assert_array_equal(mix_normalize_batch(np.stack(frames), p, MEAN, STD), want)

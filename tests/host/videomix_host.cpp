@@ -81,7 +81,7 @@ int run_fused(char** argv) {
   std::vector<double> coef = read_as<double>(argv[10]);
   std::vector<unsigned char> all = read_as<unsigned char>(argv[11]);
   std::vector<float> mean = read_as<float>(argv[12]);
-  std::vector<float> stdev = read_as<float>(argv[13]);
+  std::vector<float> inv_std = read_as<float>(argv[13]);
   const int row_len = (int)(rows.size() / N);
   const size_t clip = (size_t)T * H * W * C;
   // one separate buffer per sample, as DALI's per-sample buffers
@@ -97,7 +97,7 @@ int run_fused(char** argv) {
       for (int h = 0; h < H; ++h)
         for (int w = 0; w < W; ++w)
           vm_fused_pixel<O>(ptrs.data(), out.data(), rows.data(), row_len, coef.data(),
-                            mean.data(), stdev.data(), mode, n, t, h, w, C, T, H, W);
+                            mean.data(), inv_std.data(), mode, n, t, h, w, C, T, H, W);
   write_file(argv[14], out.data(), out.size() * sizeof(O));
   return 0;
 }

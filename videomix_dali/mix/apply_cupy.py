@@ -176,7 +176,7 @@ def mix_normalize_packed_cupy(
     N = len(frames)
     T, H, W, C = frames[0].shape
     dt = check_out_dtype(dtype)
-    mean32, std32 = check_mean_std(mean, std, C)
+    mean32, inv_std32 = check_mean_std(mean, std, C)
     if tuple(rows.shape[:1]) != (N,) or tuple(coef.shape[:1]) != (N,):
         raise ValueError(f"rows {rows.shape} and coef {coef.shape} must have N={N} rows")
     keep = [f if f.flags.c_contiguous else cp.ascontiguousarray(f) for f in frames]
@@ -201,7 +201,7 @@ def mix_normalize_packed_cupy(
             np.int32(rows.shape[1]),
             coef,
             cp.asarray(mean32),
-            cp.asarray(std32),
+            cp.asarray(inv_std32),
             np.int32(MODE_CODES[mode]),
             np.int32(N),
             np.int32(C),

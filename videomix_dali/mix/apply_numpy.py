@@ -4,12 +4,12 @@ Two appliers, both pure functions of ``(x, params)``:
 
 * :func:`apply_numpy` -- standalone (N, C, T, H, W) clips or (N, T, D) features.
 * :func:`mix_normalize_batch_numpy` -- the CPU pipeline's fused path: a list of N
-  per-sample (T, H, W, C) uint8 clips -> paste -> ``(v - mean) / std`` -> float32 or
+  per-sample (T, H, W, C) uint8 clips -> paste -> ``(v - mean) * (1 / std)`` -> float32 or
   float16 (N, C, T, H, W).
 
 Floating point follows kernels/videomix.cuh operation by operation (one IEEE rounding
 each, in the same order): mixup is ``acc * lam + other * (1 - lam)`` in float32 (float64
-for float64 clips), normalisation is ``(float32(v) - mean) / std`` in float32, float16 is
+for float64 clips), normalisation is ``(float32(v) - mean) * float32(1 / std)`` in float32, float16 is
 rounded to nearest-even, uint8 is ``rint`` then clipped to [0, 255].
 """
 
@@ -130,7 +130,11 @@ def apply_numpy(x: np.ndarray, params: MixParams) -> np.ndarray:
 
 
 def check_mean_std(mean: Any, std: Any, C: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel float32 mean / std (0..255 units) of length C."""
+    """Per-channel float32 mean and ``1 / std`` (0..255 units) of length C.
+
+    Normalising is ``(v - mean) * float32(1 / std)`` in float32, the arithmetic of DALI's
+    ``crop_mirror_normalize``, so a mixed and an unmixed batch are normalised alike.
+    """
     m = np.asarray(mean, dtype=np.float64).astype(np.float32).reshape(-1)
     s = np.asarray(std, dtype=np.float64).astype(np.float32).reshape(-1)
     if m.size == 1:
@@ -143,17 +147,17 @@ def check_mean_std(mean: Any, std: Any, C: int) -> tuple[np.ndarray, np.ndarray]
         raise ValueError(f"std must have one value per channel (C={C}), got {s.size}")
     if not np.all(np.isfinite(s)) or np.any(s == 0):
         raise ValueError(f"std must be finite and non-zero, got {s.tolist()}")
-    return m, s
+    return m, np.float32(1) / s
 
 
-def normalize_lut(mean32: np.ndarray, std32: np.ndarray, dtype: Any) -> np.ndarray:
-    """(C, 256) table of ``(float32(v) - mean) / std`` for every uint8 v, cast to dtype.
+def normalize_lut(mean32: np.ndarray, inv_std32: np.ndarray, dtype: Any) -> np.ndarray:
+    """(C, 256) table of ``(float32(v) - mean) * inv_std`` for every uint8 v, cast to dtype.
 
     Each entry is computed with exactly the kernel's float32 operations, so a table
     look-up gives the same bits as computing it voxel by voxel.
     """
     v = np.arange(256, dtype=np.float32)[None, :]
-    lut = np.divide(np.subtract(v, mean32[:, None]), std32[:, None])
+    lut = np.multiply(np.subtract(v, mean32[:, None]), inv_std32[:, None])
     return lut.astype(dtype)
 
 
@@ -215,7 +219,7 @@ def mix_normalize_batch_numpy(
     frames = [np.asarray(f) for f in frames_list(frames)]
     N, C, T, H, W = check_frames(frames, params)
     dt = check_out_dtype(dtype)
-    mean32, std32 = check_mean_std(mean, std, C)
+    mean32, inv_std32 = check_mean_std(mean, std, C)
     if out is None:
         out = np.empty((N, C, T, H, W), dtype=dt)
     else:
@@ -224,7 +228,7 @@ def mix_normalize_batch_numpy(
                 f"out must be a C-contiguous {dt} array of shape {(N, C, T, H, W)}, got "
                 f"{out.dtype} {tuple(out.shape)} (contiguous={out.flags.c_contiguous})"
             )
-    lut = normalize_lut(mean32, std32, dt)
+    lut = normalize_lut(mean32, inv_std32, dt)
     P = params.num_pastes
     mixup = params.mode == "mixup"
     tmp = np.empty((2, T, H, W), dtype=np.float32) if mixup else None
@@ -247,7 +251,7 @@ def mix_normalize_batch_numpy(
                     np.multiply(frames[p][..., c], oml, out=other, dtype=np.float32)
                     np.add(acc, other, out=acc)
                 np.subtract(acc, mean32[c], out=acc)
-                np.divide(acc, std32[c], out=acc)
+                np.multiply(acc, inv_std32[c], out=acc)
                 if dt != np.float32:
                     out[n, c] = acc  # float32 -> float16, round to nearest even
             continue

@@ -6,7 +6,14 @@ import dataclasses
 
 import pytest
 
-from videomix_dali.recipes import Recipe, Schedule, list_recipes, load_recipe
+from videomix_dali.recipes import (
+    FeatureRecipe,
+    Recipe,
+    Schedule,
+    list_recipes,
+    load_recipe,
+    resolve_recipe,
+)
 
 
 def test_every_shipped_recipe_loads_with_its_schedule_and_class_count():
@@ -38,3 +45,12 @@ def test_recipe_files_name_unknown_and_missing_keys(tmp_path):
     path.write_text("num_frames = 4\ncolour = 'red'\n")
     with pytest.raises(ValueError, match=r"recipe 'mine' is malformed: unknown keys \['colour'\]"):
         Recipe.from_toml(path)
+
+
+def test_the_feature_protocol_is_its_own_kind():
+    thumos = load_recipe("thumos-features")
+    assert isinstance(thumos, FeatureRecipe) and thumos.num_positions == 750
+    assert "thumos-features" not in list_recipes() and "thumos-features" in list_recipes(None)
+    assert resolve_recipe(thumos, FeatureRecipe, batch_size=2).batch_size == 2
+    with pytest.raises(ValueError, match="'thumos-features' is not a Recipe"):
+        resolve_recipe("thumos-features")

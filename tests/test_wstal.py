@@ -291,6 +291,51 @@ def test_temporal_mix_labels_are_exact_segment_shares(tmp_path):
     assert mixed_rows > 0
 
 
+def test_feature_loader_resumes_mid_epoch_with_the_same_next_batches(tmp_path):
+    feats, ann, _ = _write_dataset(tmp_path, [30, 24, 17, 50, 24, 40, 9, 33], dim=4)
+    ds = load_feature_dataset(feats, ann)
+
+    def make():
+        mix = VideoMix(mode="temporal", num_classes=ds.num_classes, seed=2)
+        return FeatureLoader(ds, batch_size=3, num_positions=12, train=True, mix=mix, seed=5)
+
+    def collect(loader):
+        return [tuple(t.clone() for t in b) for b in loader]
+
+    first = make()
+    straight = collect(first) + collect(first)  # two epochs from one loader and pipeline
+    loader = make()
+    it = iter(loader)
+    next(it)
+    state = loader.state_dict()
+    assert state == {"epoch": 0, "step": 1, "seed": 5} and len(loader) == 2
+    resumed = make()
+    resumed.load_state_dict(state)
+    rest = collect(resumed) + collect(resumed)
+    assert len(rest) == len(straight) - 1 == 3
+    for a, b in zip(straight[1:], rest):
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not torch.equal(straight[0][0], straight[2][0])  # a new order, new jitter per epoch
+
+
+@pytest.mark.gpu
+def test_feature_loader_on_the_gpu_matches_the_cpu(tmp_path):
+    feats, ann, _ = _write_dataset(tmp_path, [30, 24, 17, 50, 24, 40], dim=4)
+    ds = load_feature_dataset(feats, ann)
+
+    def batches(device):
+        mix = VideoMix(mode="temporal", num_classes=ds.num_classes, seed=2)
+        loader = FeatureLoader(
+            ds, batch_size=3, num_positions=12, train=True, mix=mix, device=device
+        )
+        return [tuple(t.clone() for t in b) for b in loader]
+
+    for cpu, gpu in zip(batches("cpu"), batches("gpu")):
+        assert gpu.features.is_cuda and gpu.target.is_cuda
+        assert torch.equal(cpu.features, gpu.features.cpu())
+        assert torch.equal(cpu.target, gpu.target.cpu())
+
+
 def test_loss_uses_normalised_targets_with_background():
     torch.manual_seed(0)
     logits = torch.randn(2, 4)

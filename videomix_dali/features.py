@@ -17,10 +17,11 @@ The layout is the one the public WSTAL code bases (BaSNet, W-TALC, ...) use for 
 Segment ``i`` of a video at ``fps`` covers ``[16 i / fps, 16 (i + 1) / fps)`` seconds
 (:func:`segment_seconds`).
 
-The data path (:class:`FeatureLoader`) is one DALI graph::
+The data path (:class:`FeatureLoader`) is the video loader's core::
 
-    fn.readers.numpy(files=...)  ->  fn.python_function(batch_processing=True):
-        gather T positions per video  ->  stack (N, T, D)  ->  VideoMix (temporal)
+    FeatureSampler (seeded: epoch order, shard, T positions per video)
+    ->  host source: the T rows of each file (memory map), targets, mix params (packed)
+    ->  one DALI graph: (.gpu()) -> the pipeline's mix step, (N, T, D), VideoMix (temporal)
     ->  torch.from_dlpack(batch.as_tensor())          (no copy; dynamic executor)
 
 with ``device="cpu"`` or ``device="gpu"`` (same graph; on GPU the step gets CuPy arrays
@@ -45,9 +46,18 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import EllipsisType
 from typing import Any, NamedTuple
 
 import numpy as np
+import torch
+
+from .handoff import to_torch
+from .mix import VideoMix, mix_labels
+from .pipeline import build_feature_pipeline
+from .recipes import FeatureRecipe, resolve_recipe
+from .runtime import rank_and_world_size, resolve_device
+from .sampling import EpochSampler, LoaderPosition
 
 __all__ = [
     "SEGMENT_FRAMES",
@@ -55,6 +65,7 @@ __all__ = [
     "FeatureDataset",
     "FeatureBatch",
     "FeatureLoader",
+    "FeatureSampler",
     "read_classes",
     "load_feature_dataset",
     "segment_seconds",
@@ -300,196 +311,189 @@ def load_feature_dataset(
 class FeatureBatch(NamedTuple):
     """One batch as torch tensors; ``features`` and ``target`` share DALI's memory."""
 
-    features: Any  # (N, T, D) float32
-    target: Any  # (N, K) float32: normalised multi-hot, mixed by exact segment share
-    index: Any  # (N,) int64 dataset index of each (unmixed) sample
-    length: Any  # (N,) int64 original number of segments (the valid length)
+    features: torch.Tensor  # (N, T, D) float32
+    target: torch.Tensor  # (N, K) float32: normalised multi-hot, mixed by exact segment share
+    index: torch.Tensor  # (N,) int64 dataset index of each (unmixed) sample
+    length: torch.Tensor  # (N,) int64 original number of segments (the valid length)
 
 
-def _mix_step(mix: Any):
-    """Batch function of the in-graph step: gather -> stack -> (mix) (NumPy or CuPy)."""
+class FeatureSampler(EpochSampler):
+    """Per-epoch order of the videos, this shard's batches, and each video's T positions.
 
-    def step(feats: list, positions: list, target: list, *rows: list) -> tuple[list, list]:
-        from .mix import MixParams
+    ``lengths``: segments per video; ``num_positions``: T, or None for every video's full
+    length. Training jitters each bin with the generator of the video's global position.
+    """
 
-        xp = np
-        if not isinstance(feats[0], np.ndarray):
-            import cupy as xp  # GPU graph only
-        x = xp.stack([f[p] for f, p in zip(feats, positions)])
-        y = xp.stack([xp.asarray(t) for t in target])
-        if mix is not None:
-            host = [[r if isinstance(r, np.ndarray) else r.get() for r in part] for part in rows]
-            params = MixParams.unpack(*host, mode=mix.mode, shape=tuple(x.shape))
-            x, y = mix.apply(x, y, params)
-        return list(x), list(y)
+    def __init__(self, lengths: list[int], num_positions: int | None, **kwargs: Any) -> None:
+        self.lengths = lengths
+        self.num_positions = num_positions
+        super().__init__(len(lengths), **kwargs)
 
-    return step
+    def batch(self, epoch: int, step: int) -> list[tuple[int, np.ndarray]]:
+        """(video, (T,) int64 segment indices) of each sample of batch ``step`` of ``epoch``."""
+        out = []
+        for position, item in self.batch_items(epoch, step):
+            L = self.lengths[item]
+            rng = self.rng(epoch, position) if self.train else None
+            out.append((item, sample_positions(L, self.num_positions or L, rng=rng)))
+        return out
 
 
-class FeatureLoader:
-    """Batches of fixed-length feature sequences from one DALI graph, handed to torch.
+class FeatureLoader(LoaderPosition):
+    """Batches of fixed-length feature sequences from one DALI pipeline, handed to torch.
+
+    The same core as :class:`~videomix_dali.VideoLoader`: a seeded sampler fixes each epoch's
+    order and every video's positions, an endless host source feeds one pipeline for the
+    life of the loader (rows read on the host, moved with ``.gpu()``), the mix runs inside
+    the graph (the pipeline's shared mix step), and ``state_dict()`` /
+    ``load_state_dict()`` resume exactly. Each epoch visits every video of this shard once;
+    iterating continues the current epoch where it stopped. Batches are
+    :class:`FeatureBatch`.
 
     Args:
         dataset: a :class:`FeatureDataset` (usually one subset).
-        batch_size: N.
-        num_positions: T, the fixed length (750 in the paper); None keeps every video's
-            full length (needs ``batch_size=1``: the evaluation setting, bit-exact).
+        recipe: a feature protocol of ``pipelines/`` by name (``"thumos-features"``) or a
+            ``FeatureRecipe``; ``loader.recipe`` holds it with the overrides.
+        num_positions: T, the fixed length; default the recipe's (750); None keeps every
+            video's full length (needs ``batch_size=1``: the evaluation setting, bit-exact).
         train: random order per epoch, jittered bin sampling, last partial batch dropped;
             else file order, deterministic sampling, every video once.
-        mix: a ``videomix_dali.mix.VideoMix`` (mode temporal / mixup / none) applied to
-            (N, T, D) inside the graph, or None.
-        seed: order and jitter come from ``SeedSequence([seed, epoch])``; the mix
-            parameters from the mix's own seeded sampler at step ``epoch * len + b``.
-        device: ``"cpu"`` or ``"gpu"`` (``device_id`` then defaults to 0).
-
-    Each ``iter()`` is one epoch (one pipeline build); batches are :class:`FeatureBatch`.
+        mix: a ``VideoMix`` (mode temporal / mixup / none) applied to (N, T, D) inside the
+            graph, or None; its parameters come from its seeded sampler at step
+            ``epoch * len + b``.
+        seed: order and jitter come from ``SeedSequence([seed, epoch(, position)])``.
+        device: ``"cpu"``, ``"gpu"`` or ``"auto"``.
+        device_id: the GPU; default ``torch.cuda.current_device()``.
+        shard_id, num_shards: this process's shard; default ``torch.distributed``'s rank and
+            world size.
+        num_threads: DALI CPU threads.
+        prefetch: batches DALI prepares ahead of the consumer.
+        **overrides: recipe fields to change, e.g. ``batch_size=16``.
     """
 
     def __init__(
         self,
         dataset: FeatureDataset,
         *,
-        batch_size: int,
-        num_positions: int | None = 750,
+        recipe: str | FeatureRecipe = "thumos-features",
+        num_positions: int | None | EllipsisType = ...,
         train: bool = False,
-        mix: Any = None,
+        mix: VideoMix | None = None,
         seed: int = 0,
         device: str = "cpu",
         device_id: int | None = None,
+        shard_id: int | None = None,
+        num_shards: int | None = None,
         num_threads: int = 2,
         prefetch: int = 2,
+        **overrides: Any,
     ) -> None:
-        if device not in ("cpu", "gpu"):
-            raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-        if num_positions is None and batch_size != 1:
+        if num_positions is not ... and num_positions is not None:
+            overrides["num_positions"] = num_positions
+        self.recipe: FeatureRecipe = resolve_recipe(recipe, FeatureRecipe, **overrides)
+        self.num_positions = self.recipe.num_positions if num_positions is not None else None
+        batch_size = self.recipe.batch_size
+        if self.num_positions is None and batch_size != 1:
             raise ValueError("num_positions=None (full length) needs batch_size=1")
-        if num_positions is not None and (not isinstance(num_positions, int) or num_positions < 1):
-            raise ValueError(f"num_positions must be an int >= 1 or None, got {num_positions!r}")
         if len(dataset) == 0:
             raise ValueError("dataset has no videos")
-        if train and len(dataset) < batch_size:
-            raise ValueError(f"{len(dataset)} videos cannot fill one batch of {batch_size}")
         if mix is not None:
-            from .mix import VideoMix
-
             if not isinstance(mix, VideoMix):
                 raise ValueError(f"mix must be a videomix_dali.mix.VideoMix or None, got {mix!r}")
             if mix.num_classes not in (None, dataset.num_classes):
                 raise ValueError(
                     f"mix has num_classes={mix.num_classes}, dataset has {dataset.num_classes}"
                 )
+        if shard_id is None and num_shards is None:
+            shard_id, num_shards = rank_and_world_size()
+        elif shard_id is None or num_shards is None:
+            raise ValueError("shard_id and num_shards must be given together")
+        self.device = resolve_device(device)
+        self.device_id = device_id
+        if self.device == "gpu" and device_id is None:
+            self.device_id = torch.cuda.current_device()
         self.dataset = dataset
-        self.batch_size = batch_size
-        self.num_positions = num_positions
         self.train = bool(train)
         self.mix = mix
         self.seed = int(seed)
-        self.device = device
-        self.device_id = device_id if device_id is not None or device == "cpu" else 0
         self.num_threads = num_threads
         self.prefetch = prefetch
-        self.epoch = 0
+        self.sampler = FeatureSampler(
+            [v.length for v in dataset.videos],
+            self.num_positions,
+            train=self.train,
+            batch_size=batch_size,
+            shard_id=shard_id,
+            num_shards=num_shards,
+            last_batch="drop" if self.train else "partial",
+            seed=self.seed,
+        )
+        if self.sampler.num_batches == 0:
+            raise ValueError(f"{len(dataset)} videos cannot fill one batch of {batch_size}")
         self._targets = normalize_targets(dataset.multi_hot())
+        self.epoch = 0
+        self.step = 0
+        self._pipe = None
+
+    @property
+    def batch_size(self) -> int:
+        return self.recipe.batch_size
 
     def __len__(self) -> int:
-        M, N = len(self.dataset), self.batch_size
-        return M // N if self.train else -(-M // N)
+        """Batches per epoch for this shard."""
+        return self.sampler.num_batches
 
-    def _plan(self, epoch: int) -> tuple[list[int], list[tuple]]:
-        """(the epoch's video order, its per-batch external-source outputs)."""
-        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, epoch])))
-        M, N = len(self.dataset), self.batch_size
-        if self.train:
-            order = rng.permutation(M)[: len(self) * N].tolist()
-        else:
-            order = list(range(M)) + [M - 1] * (len(self) * N - M)  # pad: repeat the last
-        batches = []
-        for b in range(len(self)):
-            items = order[b * N : (b + 1) * N]
-            pos, tgt = [], []
-            for i in items:
-                L = self.dataset.videos[i].length
-                T = L if self.num_positions is None else self.num_positions
-                pos.append(sample_positions(L, T, rng=rng if self.train else None))
-                tgt.append(self._targets[i])
-            out: tuple = (pos, tgt)
+    def _source(self) -> Iterator[tuple[list, ...]]:
+        """Host side of the pipeline: the next batch's rows, targets, indices, lengths (and
+        packed mix params); endless, from the loader's position on."""
+        videos = self.dataset.videos
+        for epoch, step in self.positions():
+            samples = self.sampler.batch(epoch, step)
+            items = [i for i, _ in samples]
+            feats = [_read_rows(videos[i].path, pos) for i, pos in samples]
+            target = self._targets[items]
+            extra: tuple = ()
             if self.mix is not None:
-                T = self.num_positions or self.dataset.videos[items[0]].length
-                shape = (N, T, self.dataset.dim)
-                rows, coef = self.mix.sample(shape, step=epoch * len(self) + b).pack()
-                out += (list(rows), list(coef))
-            batches.append(out)
-        return order, batches
+                shape = (len(feats), *feats[0].shape)
+                params = self.mix.sample(shape, step=epoch * len(self) + step)
+                target = mix_labels(
+                    target, params, self.dataset.num_classes, self.mix.label_smoothing
+                )
+                rows, coef = params.pack()
+                extra = (list(rows), list(coef))
+            yield (
+                feats,
+                list(target),
+                [np.array(i, np.int64) for i in items],
+                [np.array(videos[i].length, np.int64) for i in items],
+            ) + extra
 
-    def _build(self, order: list[int], batches: list[tuple]):
-        from nvidia.dali import fn, pipeline_def
-
-        files = [str(self.dataset.videos[i].path) for i in order]
-        fed = iter(batches)
-        last = batches[-1]
-
-        def source():
-            return next(fed, last)  # prefetch may ask past the end: never consumed
-
-        dev = self.device
-        num_src = 2 + 2 * (self.mix is not None)
-
-        @pipeline_def(
+    def _build(self) -> None:
+        stream = self._source()
+        self._pipe = build_feature_pipeline(
+            lambda: next(stream),
+            device=self.device,
             batch_size=self.batch_size,
             num_threads=self.num_threads,
-            device_id=self.device_id if dev == "gpu" else None,
-            prefetch_queue_depth=self.prefetch,
+            prefetch=self.prefetch,
+            device_id=self.device_id,
             seed=self.seed,
-            exec_dynamic=True,
+            mix=self.mix,
         )
-        def features_pipeline():
-            feats = fn.readers.numpy(files=files, random_shuffle=False, device=dev, name="features")
-            pos, tgt, *rows = fn.external_source(source=source, num_outputs=num_src, batch=True)
-            if dev == "gpu":
-                pos, tgt, rows = pos.gpu(), tgt.gpu(), [r.gpu() for r in rows]
-            x, y = fn.python_function(
-                feats,
-                pos,
-                tgt,
-                *rows,
-                function=_mix_step(self.mix),
-                batch_processing=True,
-                num_outputs=2,
-                device=dev,
-            )
-            return x, y
-
-        pipe = features_pipeline()
-        pipe.build()
-        return pipe
 
     def __iter__(self) -> Iterator[FeatureBatch]:
-        import torch
+        if self._pipe is None:
+            self._build()
+        while self.step < len(self):
+            outputs = self._pipe.run()
+            self.step += 1
+            yield FeatureBatch(*(to_torch(o) for o in outputs))
+        self.epoch, self.step = self.epoch + 1, 0
 
-        from .handoff import to_torch
 
-        epoch = self.epoch
-        self.epoch += 1
-        order, batches = self._plan(epoch)
-        pipe = self._build(order, batches)
-        M, N = len(self.dataset), self.batch_size
-        for b in range(len(self)):
-            x, y = pipe.run()
-            items = order[b * N : (b + 1) * N]
-            lengths = [self.dataset.videos[i].length for i in items]
-            keep = min(N, M - b * N) if not self.train else N
-            batch = FeatureBatch(
-                to_torch(x),
-                to_torch(y),
-                torch.tensor(items, dtype=torch.int64),
-                torch.tensor(lengths, dtype=torch.int64),
-            )
-            if keep < N:  # evaluation's padded last batch
-                batch = FeatureBatch(*(t[:keep] for t in batch))
-            yield batch
-        del pipe
+def _read_rows(path: Path, positions: np.ndarray) -> np.ndarray:
+    """Rows ``positions`` of a (L, D) float32 feature file, read through a memory map."""
+    return np.ascontiguousarray(np.load(path, mmap_mode="r", allow_pickle=False)[positions])
 
 
 # --------------------------------------------------------------------------- demo data

@@ -19,7 +19,7 @@ from .pipeline import DTYPES, build_pipeline
 from .probe import ProbeError, VideoInfo, nvdec_unusable_reason, probe_videos
 from .recipes import Recipe, resolve_recipe
 from .runtime import rank_and_world_size, resolve_device
-from .sampling import LAST_BATCH_POLICIES, Clip, ClipConfig, ClipSampler
+from .sampling import LAST_BATCH_POLICIES, Clip, ClipConfig, ClipSampler, LoaderPosition
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def _frame_range(entry, info: VideoInfo) -> tuple[int, int]:
     return first, last
 
 
-class VideoLoader:
+class VideoLoader(LoaderPosition):
     """Batches of clips as torch tensors, decoded, augmented and (optionally) mixed in one DALI
     pipeline and handed over without a copy.
 
@@ -246,8 +246,7 @@ class VideoLoader:
         An endless stream (epoch after epoch) starting at the loader's position; DALI runs
         ``prefetch`` batches ahead of the consumer.
         """
-        epoch, step = self.epoch, self.step
-        while True:
+        for epoch, step in self.positions():
             clips = self.sampler.batch(epoch, step)
             self._fed.append((epoch, step))
             encoded, frames = [], []
@@ -274,9 +273,6 @@ class VideoLoader:
                 rows, coef = params.pack()
                 batch += (list(rows), list(coef))
             yield batch
-            step += 1
-            if step == self.sampler.num_batches:
-                epoch, step = epoch + 1, 0
 
     def _clip_input(self, clip: Clip) -> tuple[np.ndarray, np.ndarray]:
         """(encoded bytes (B,) uint8, frame indices (T,) int32 into them) of one clip.
@@ -335,16 +331,3 @@ class VideoLoader:
             out = (to_torch(video), to_torch(label))
             yield out + (to_torch(index),) if self.return_index else out
         self.epoch, self.step = self.epoch + 1, 0
-
-    def state_dict(self) -> dict[str, Any]:
-        """Position of the consumer: the next batch to be yielded."""
-        return {"epoch": self.epoch, "step": self.step, "seed": self.seed}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from ``state``: the next batches equal those of an uninterrupted run."""
-        if state["seed"] != self.seed:
-            raise ValueError(f"state seed {state['seed']} differs from the loader's {self.seed}")
-        if not 0 <= state["step"] < len(self):
-            raise ValueError(f"state step {state['step']} outside 0..{len(self) - 1}")
-        self.epoch, self.step = state["epoch"], state["step"]
-        self._pipe = None

@@ -1,4 +1,5 @@
-"""The one DALI graph: decode -> crop/flip/resize -> (mix) -> normalize -> NCTHW.
+"""The DALI graphs: videos (decode -> crop/flip/resize -> (mix) -> normalize -> NCTHW) and
+feature sequences (host rows -> (mix)), sharing one in-graph mix step.
 
 The CPU and GPU pipelines are the same graph with a different ``device``; the CPU one is what
 the tests exercise.
@@ -7,36 +8,43 @@ the tests exercise.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from nvidia.dali import fn, pipeline_def, types
 from nvidia.dali.pipeline import Pipeline
 
-from .mix import MixParams, VideoMix, mix_normalize_batch
+from .mix import MixParams, VideoMix, apply_mix, mix_normalize_batch
 
 DTYPES = {"float32": types.FLOAT, "float16": types.FLOAT16}
 
 # What the host-side source yields per batch, in this order (one array per sample each);
 # with mixing, two more: the batch's packed MixParams (int32 rows, float64 coef).
 SOURCE_OUTPUTS = ("encoded", "frames", "roi_start", "roi_end", "label", "index")
+# The same for feature sequences (the packed MixParams follow with mixing).
+FEATURE_SOURCE_OUTPUTS = ("features", "target", "index", "length")
 
 
 def mix_step(
     mix: VideoMix,
-    mean: Sequence[float],
-    std: Sequence[float],
-    dtype: str,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    dtype: str = "float32",
 ) -> Callable[[list, list, list], list]:
     """The batch function of the in-graph mixing step (``fn.python_function``).
 
-    Gets per-sample lists (NumPy on CPU, CuPy on GPU): clips (T, H, W, C) uint8 and the
-    packed params rows (R,) int32 and coef (K,) float64 of :meth:`MixParams.pack`; returns
-    per-sample normalized (C, T, H, W) clips. On the GPU the packed params go to the
-    kernel as they arrive (stacked on the device, no host round trip); on the CPU the
-    NumPy twin reads the same values.
+    Gets per-sample lists (NumPy on CPU, CuPy on GPU): clips (T, H, W, C) uint8 or feature
+    sequences (T, D) float32, and the packed params rows (R,) int32 and coef (K,) float64 of
+    :meth:`MixParams.pack`. Returns per-sample normalized (C, T, H, W) ``dtype`` clips (with
+    ``mean``/``std``, 0..255 units), or the mixed (T, D) sequences as they are. For clips on
+    the GPU the packed params go to the kernel as they arrive (stacked on the device, no
+    host round trip); on the CPU the NumPy twin reads the same values. Feature sequences
+    unpack the few params values on the host, then mix on the device.
     """
 
     def step(frames: list, rows: list, coef: list) -> list:
+        if frames[0].ndim == 2:
+            return list(_mix_features(frames, rows, coef, mix.mode))
         if isinstance(frames[0], np.ndarray):
             t, h, w, c = frames[0].shape
             params = MixParams.unpack(rows, coef, mode=mix.mode, shape=(len(frames), c, t, h, w))
@@ -51,6 +59,31 @@ def mix_step(
         return list(video)
 
     return step
+
+
+def _mix_features(feats: list, rows: list, coef: list, mode: str) -> Any:
+    """(N, T, D) of the N (T, D) sequences, mixed (NumPy or CuPy, as they arrive)."""
+    if isinstance(feats[0], np.ndarray):
+        x = np.stack(feats)
+    else:
+        import cupy
+
+        x = cupy.stack(feats)
+        rows, coef = [r.get() for r in rows], [c.get() for c in coef]
+    params = MixParams.unpack(rows, coef, mode=mode, shape=tuple(x.shape))
+    return apply_mix(x, params)
+
+
+def _pipeline_def(batch_size, num_threads, prefetch, device, device_id, seed) -> Callable:
+    """``pipeline_def`` with the settings both graphs share (dynamic executor: zero-copy)."""
+    return pipeline_def(
+        batch_size=batch_size,
+        num_threads=num_threads,
+        device_id=device_id if device == "gpu" else None,
+        prefetch_queue_depth=prefetch,
+        seed=seed,
+        exec_dynamic=True,
+    )
 
 
 def build_pipeline(
@@ -84,14 +117,7 @@ def build_pipeline(
         raise ValueError(f"dtype={dtype!r} must be one of {', '.join(DTYPES)}")
     decoder_device = "mixed" if device == "gpu" else "cpu"
 
-    @pipeline_def(
-        batch_size=batch_size,
-        num_threads=num_threads,
-        device_id=device_id if device == "gpu" else None,
-        prefetch_queue_depth=prefetch,
-        seed=seed,
-        exec_dynamic=True,
-    )
+    @_pipeline_def(batch_size, num_threads, prefetch, device, device_id, seed)
     def video_pipeline():
         encoded, frames, roi_start, roi_end, label, index, *rows = fn.external_source(
             source=source, num_outputs=len(SOURCE_OUTPUTS) + 2 * (mix is not None), batch=True
@@ -128,5 +154,54 @@ def build_pipeline(
         return video, label, index
 
     pipe = video_pipeline()
+    pipe.build()
+    return pipe
+
+
+def build_feature_pipeline(
+    source: Callable[[], Sequence[list[np.ndarray]]],
+    *,
+    device: str,
+    batch_size: int,
+    num_threads: int = 2,
+    prefetch: int = 2,
+    device_id: int | None = None,
+    seed: int = 0,
+    mix: VideoMix | None = None,
+) -> Pipeline:
+    """Build (and return, built) the feature-sequence pipeline.
+
+    ``source()`` returns the next batch as lists of per-sample arrays named by
+    ``FEATURE_SOURCE_OUTPUTS``: the sampled rows (T, D) float32 (read on the host: DALI's GPU
+    numpy reader needs GPUDirect Storage, which the wheel lacks), the target (K,) float32,
+    the dataset index and the valid length int64; with ``mix`` also the packed
+    ``MixParams`` (rows, coef), the target then being the soft target computed from them on
+    the host. Outputs: features (N, T, D) float32 (mixed: whole rows pasted), target (N, K),
+    index (N,), length (N,); with ``device="gpu"`` features and target on the GPU.
+    """
+    if device not in ("cpu", "gpu"):
+        raise ValueError(f"device={device!r} must be 'cpu' or 'gpu'")
+
+    @_pipeline_def(batch_size, num_threads, prefetch, device, device_id, seed)
+    def feature_pipeline():
+        feats, target, index, length, *rows = fn.external_source(
+            source=source,
+            num_outputs=len(FEATURE_SOURCE_OUTPUTS) + 2 * (mix is not None),
+            batch=True,
+        )
+        if device == "gpu":
+            feats, target, rows = feats.gpu(), target.gpu(), [r.gpu() for r in rows]
+        if mix is not None:
+            feats = fn.python_function(
+                feats,
+                *rows,
+                function=mix_step(mix),
+                batch_processing=True,
+                num_outputs=1,
+                device=device,
+            )
+        return feats, target, index, length
+
+    pipe = feature_pipeline()
     pipe.build()
     return pipe

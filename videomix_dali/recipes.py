@@ -14,7 +14,7 @@ import tomllib
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 SAMPLINGS = ("window", "segment")
 SCHEDULE_KINDS = ("cosine", "step")
@@ -79,8 +79,49 @@ class Schedule:
         return self.gamma ** sum(epoch_f >= m for m in self.milestones)
 
 
+class _Fields:
+    """What every recipe type shares: checked copies, reading from TOML."""
+
+    def replace(self, **overrides: Any) -> Self:
+        """A checked copy with ``overrides``; a value of None keeps the recipe's own.
+
+        Raises TypeError naming a keyword that is not a recipe field, ValueError naming a bad
+        value.
+        """
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise TypeError(
+                f"{', '.join(unknown)}: not a recipe field; recipe fields are "
+                f"{', '.join(sorted(names))}"
+            )
+        changes = {k: v for k, v in overrides.items() if v is not None}
+        return dataclasses.replace(self, **changes) if changes else self
+
+    @classmethod
+    def from_toml(cls, path: str | Path, name: str | None = None) -> Self:
+        """Read a recipe file (the layout of ``pipelines/*.toml``); ``name`` defaults to its
+        stem."""
+        path = Path(path)
+        return cls.from_values(tomllib.loads(path.read_text()), name or path.stem)
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any], name: str) -> Self:
+        """The recipe ``name`` of parsed TOML ``values``; ValueError on unknown or missing
+        keys."""
+        values = {k: v for k, v in values.items() if k != "kind"}
+        keys = {f.name for f in dataclasses.fields(cls)} - {"name"}
+        unknown, missing = set(values) - keys, keys - set(values)
+        if unknown or missing:
+            raise ValueError(
+                f"recipe {name!r} is malformed: unknown keys {sorted(unknown)}, "
+                f"missing keys {sorted(missing)}"
+            )
+        return cls(name=name, **values)
+
+
 @dataclass(frozen=True)
-class Recipe:
+class Recipe(_Fields):
     """A video dataset protocol: clip sampling, augmentation, testing, batch, classes, schedule.
 
     Clip: ``num_frames`` frames ``stride`` apart from a random window (``sampling="window"``)
@@ -158,63 +199,69 @@ class Recipe:
             return self.num_frames
         return (self.num_frames - 1) * self.stride + 1
 
-    def replace(self, **overrides: Any) -> Recipe:
-        """A checked copy with ``overrides``; a value of None keeps the recipe's own.
 
-        Raises TypeError naming a keyword that is not a recipe field, ValueError naming a bad
-        value.
-        """
-        names = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise TypeError(
-                f"{', '.join(unknown)}: not a recipe field; recipe fields are "
-                f"{', '.join(sorted(names))}"
-            )
-        changes = {k: v for k, v in overrides.items() if v is not None}
-        return dataclasses.replace(self, **changes) if changes else self
+@dataclass(frozen=True)
+class FeatureRecipe(_Fields):
+    """A feature-sequence protocol (weakly-supervised temporal action localization).
 
-    @classmethod
-    def from_toml(cls, path: str | Path, name: str | None = None) -> Recipe:
-        """Read a recipe file (the layout of ``pipelines/*.toml``); ``name`` defaults to its
-        stem."""
-        path = Path(path)
-        return cls.from_text(path.read_text(), name or path.stem)
+    ``num_positions`` T segments per video (one feature row each), ``batch_size`` videos per
+    batch; ``epochs``, ``lr`` and ``weight_decay`` of the training app's optimiser. A TOML
+    file declares this kind with ``kind = "features"``.
+    """
 
-    @classmethod
-    def from_text(cls, text: str, name: str) -> Recipe:
-        """Parse the TOML ``text`` of recipe ``name``; ValueError on unknown or missing keys."""
-        values = tomllib.loads(text)
-        keys = {f.name for f in dataclasses.fields(cls)} - {"name"}
-        unknown, missing = set(values) - keys, keys - set(values)
-        if unknown or missing:
-            raise ValueError(
-                f"recipe {name!r} is malformed: unknown keys {sorted(unknown)}, "
-                f"missing keys {sorted(missing)}"
-            )
-        return cls(name=name, **values)
+    name: str
+    num_positions: int
+    batch_size: int
+    epochs: int
+    lr: float
+    weight_decay: float
+
+    def __post_init__(self) -> None:
+        _positive_ints(
+            {
+                "num_positions": self.num_positions,
+                "batch_size": self.batch_size,
+                "epochs": self.epochs,
+            }
+        )
+        if not self.lr > 0:
+            raise ValueError(f"lr={self.lr!r} must be > 0")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay={self.weight_decay!r} must be >= 0")
 
 
-def list_recipes() -> list[str]:
-    """Names of the recipes shipped in ``pipelines/``."""
+#: the recipe type of each ``kind`` a TOML file may declare (default ``"video"``)
+KINDS: dict[str, type[Recipe] | type[FeatureRecipe]] = {"video": Recipe, "features": FeatureRecipe}
+
+
+def _read(name: str) -> dict[str, Any]:
+    return tomllib.loads(files("videomix_dali.pipelines").joinpath(f"{name}.toml").read_text())
+
+
+def list_recipes(kind: str | None = "video") -> list[str]:
+    """Names of the recipes shipped in ``pipelines/`` of ``kind`` (None: every kind)."""
     root = files("videomix_dali.pipelines")
-    return sorted(p.name[: -len(".toml")] for p in root.iterdir() if p.name.endswith(".toml"))
+    names = sorted(p.name[: -len(".toml")] for p in root.iterdir() if p.name.endswith(".toml"))
+    return [n for n in names if kind is None or _read(n).get("kind", "video") == kind]
 
 
-def load_recipe(name: str) -> Recipe:
-    """The shipped recipe ``name`` (e.g. ``"kinetics"``)."""
-    names = list_recipes()
+def load_recipe(name: str) -> Recipe | FeatureRecipe:
+    """The shipped recipe ``name`` (e.g. ``"kinetics"``; ``"thumos-features"`` is a
+    :class:`FeatureRecipe`)."""
+    names = list_recipes(None)
     if name not in names:
         raise ValueError(f"recipe={name!r} is unknown; choose one of {', '.join(names)}")
-    return Recipe.from_text(
-        files("videomix_dali.pipelines").joinpath(f"{name}.toml").read_text(), name
-    )
+    values = _read(name)
+    kind = values.get("kind", "video")
+    if kind not in KINDS:
+        raise ValueError(f"recipe {name!r} has kind={kind!r}; use one of {', '.join(KINDS)}")
+    return KINDS[kind].from_values(values, name)
 
 
-def resolve_recipe(recipe: str | Recipe, **overrides: Any) -> Recipe:
-    """``recipe`` (a shipped name or a :class:`Recipe`) with ``overrides`` applied."""
-    if isinstance(recipe, Recipe):
-        return recipe.replace(**overrides)
-    if not isinstance(recipe, str):
-        raise ValueError(f"recipe={recipe!r} must be a recipe name or a Recipe")
-    return load_recipe(recipe).replace(**overrides)
+def resolve_recipe(recipe: str | Any, cls: type = Recipe, **overrides: Any) -> Any:
+    """``recipe`` (a shipped name or a recipe of type ``cls``) with ``overrides`` applied."""
+    if isinstance(recipe, str):
+        recipe = load_recipe(recipe)
+    if not isinstance(recipe, cls):
+        raise ValueError(f"recipe={getattr(recipe, 'name', recipe)!r} is not a {cls.__name__}")
+    return recipe.replace(**overrides)

@@ -9,7 +9,9 @@ of a run can be reproduced (resume) from ``(epoch, step)`` alone.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -139,7 +141,68 @@ class ClipConfig:
         return 1 if self.train else self.test_clips * self.test_crops
 
 
-class ClipSampler:
+class EpochSampler:
+    """Per-epoch order of ``num_items`` items, this shard's share of it, and its batches.
+
+    Training shuffles the order every epoch (``SeedSequence([seed, epoch])``) and drops or
+    keeps the last partial batch (``last_batch``); evaluation keeps the items in order. The
+    randomness of one item comes from :meth:`rng`, keyed by its global position, so it does
+    not depend on the batch size or the shard layout, and ``(epoch, step)`` alone fixes a
+    batch (exact resume).
+    """
+
+    def __init__(
+        self,
+        num_items: int,
+        *,
+        train: bool,
+        batch_size: int,
+        shard_id: int,
+        num_shards: int,
+        last_batch: str,
+        seed: int,
+    ) -> None:
+        self.num_items = num_items
+        self.train = train
+        self.batch_size = batch_size
+        self.shard_id = shard_id
+        self.num_shards = num_shards
+        self.last_batch = last_batch
+        self.seed = seed
+        # Shards take global positions round-robin: shard s gets s, s + num_shards, ...
+        # Training pads the epoch order by wrapping around to a multiple of num_shards, so
+        # every rank runs the same number of steps; evaluation does not pad, so every view is
+        # seen exactly once over all shards (shard sizes then differ by at most one).
+        padded = math.ceil(num_items / num_shards) * num_shards
+        positions = np.arange(padded if train else num_items) % num_items
+        self.positions = positions[shard_id::num_shards]
+        self.per_shard = len(self.positions)
+        full, rest = divmod(self.per_shard, batch_size)
+        self.num_batches = full + (1 if rest and last_batch == "partial" else 0)
+
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        """Item id at each global position of ``epoch`` (a permutation when training)."""
+        if not self.train:
+            return np.arange(self.num_items)
+        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, epoch])))
+        return rng.permutation(self.num_items)
+
+    def batch_items(self, epoch: int, step: int) -> list[tuple[int, int]]:
+        """(global position, item id) of each sample of batch ``step`` of ``epoch``."""
+        if not 0 <= step < self.num_batches:
+            raise IndexError(f"step {step} outside 0..{self.num_batches - 1}")
+        positions = self.positions[step * self.batch_size :][: self.batch_size]
+        order = self.epoch_order(epoch)
+        return [(int(p), int(order[p])) for p in positions]
+
+    def rng(self, epoch: int, position: int) -> np.random.Generator:
+        """The generator of the item at global ``position`` of ``epoch``."""
+        return np.random.Generator(
+            np.random.PCG64(np.random.SeedSequence([self.seed, epoch, position]))
+        )
+
+
+class ClipSampler(EpochSampler):
     """Per-epoch order, this shard's share of it, and each clip's frames and window.
 
     ``videos`` is a list of (num_frames, height, width, first_frame) per usable video;
@@ -159,37 +222,19 @@ class ClipSampler:
     ) -> None:
         self.videos = videos
         self.config = config
-        self.batch_size = batch_size
-        self.shard_id = shard_id
-        self.num_shards = num_shards
-        self.last_batch = last_batch
-        self.seed = seed
-        self.num_items = len(videos) * config.views_per_video
-        # Shards take global positions round-robin: shard s gets s, s + num_shards, ...
-        # Training pads the epoch order by wrapping around to a multiple of num_shards, so
-        # every rank runs the same number of steps; evaluation does not pad, so every view is
-        # seen exactly once over all shards (shard sizes then differ by at most one).
-        padded = math.ceil(self.num_items / num_shards) * num_shards
-        positions = np.arange(padded if config.train else self.num_items) % self.num_items
-        self.positions = positions[shard_id::num_shards]
-        self.per_shard = len(self.positions)
-        full, rest = divmod(self.per_shard, batch_size)
-        self.num_batches = full + (1 if rest and last_batch == "partial" else 0)
-
-    def epoch_order(self, epoch: int) -> np.ndarray:
-        """Item id at each global position of ``epoch`` (a permutation when training)."""
-        if not self.config.train:
-            return np.arange(self.num_items)
-        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, epoch])))
-        return rng.permutation(self.num_items)
+        super().__init__(
+            len(videos) * config.views_per_video,
+            train=config.train,
+            batch_size=batch_size,
+            shard_id=shard_id,
+            num_shards=num_shards,
+            last_batch=last_batch,
+            seed=seed,
+        )
 
     def batch(self, epoch: int, step: int) -> list[Clip]:
         """The clips of batch ``step`` (0-based) of ``epoch`` on this shard."""
-        if not 0 <= step < self.num_batches:
-            raise IndexError(f"step {step} outside 0..{self.num_batches - 1}")
-        positions = self.positions[step * self.batch_size :][: self.batch_size]
-        order = self.epoch_order(epoch)
-        return [self.clip(epoch, int(p), int(order[p])) for p in positions]
+        return [self.clip(epoch, p, item) for p, item in self.batch_items(epoch, step)]
 
     def clip(self, epoch: int, position: int, item: int) -> Clip:
         """Draw (train) or enumerate (eval) the frames and window of one item."""
@@ -198,9 +243,7 @@ class ClipSampler:
         num_frames, height, width, first = self.videos[video]
         span = (cfg.num_frames - 1) * cfg.stride + 1
         if cfg.train:
-            rng = np.random.Generator(
-                np.random.PCG64(np.random.SeedSequence([self.seed, epoch, position]))
-            )
+            rng = self.rng(epoch, position)
             if cfg.sampling == "segment":
                 frames = segment_frames(num_frames, cfg.num_frames, rng)
             else:
@@ -226,3 +269,43 @@ class ClipSampler:
             roi_start=np.array([y0, x0], np.float32),
             roi_end=np.array([y1, x1], np.float32),
         )
+
+
+class LoaderPosition:
+    """Where a loader over a seeded sampler stands: the next batch to be yielded.
+
+    ``epoch``, ``step`` and ``seed`` fix every later batch, so saving them resumes exactly;
+    :meth:`positions` is the endless (epoch, step) stream a host source feeds its pipeline
+    from. Subclasses define ``__len__`` (batches per epoch) and build their pipeline anew
+    where ``_pipe`` is None.
+    """
+
+    epoch: int
+    step: int
+    seed: int
+    _pipe: Any
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def positions(self) -> Iterator[tuple[int, int]]:
+        """(epoch, step) of every batch from the current position on, epoch after epoch."""
+        epoch, step = self.epoch, self.step
+        while True:
+            yield epoch, step
+            step += 1
+            if step == len(self):
+                epoch, step = epoch + 1, 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """Position of the consumer: the next batch to be yielded."""
+        return {"epoch": self.epoch, "step": self.step, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state``: the next batches equal those of an uninterrupted run."""
+        if state["seed"] != self.seed:
+            raise ValueError(f"state seed {state['seed']} differs from the loader's {self.seed}")
+        if not 0 <= state["step"] < len(self):
+            raise ValueError(f"state step {state['step']} outside 0..{len(self) - 1}")
+        self.epoch, self.step = state["epoch"], state["step"]
+        self._pipe = None

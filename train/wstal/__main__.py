@@ -18,8 +18,18 @@ from pathlib import Path
 
 import numpy as np
 
-# Defaults: the paper's (THUMOS'14 I3D features), and the small demo's.
-PAPER = {"epochs": 100, "hidden": 2048, "num_segments": 750, "lr": 1e-4, "batch_size": 16}
+from videomix_dali.recipes import load_recipe
+
+# Defaults: the paper's (THUMOS'14 I3D features: pipelines/thumos-features.toml), and the small
+# demo's.
+THUMOS = load_recipe("thumos-features")
+PAPER = {
+    "epochs": THUMOS.epochs,
+    "hidden": 2048,
+    "num_segments": THUMOS.num_positions,
+    "lr": THUMOS.lr,
+    "batch_size": THUMOS.batch_size,
+}
 DEMO = {"epochs": 40, "hidden": 128, "num_segments": 160, "lr": 1e-3, "batch_size": 16}
 
 
@@ -50,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--num-segments", type=int, help="T for training (paper 750, demo 160)")
     tr.add_argument("--eval-segments", type=int, default=0, help="T for evaluation; 0: full length")
     tr.add_argument("--lr", type=float)
-    tr.add_argument("--weight-decay", type=float, default=5e-4)
+    tr.add_argument("--weight-decay", type=float, default=THUMOS.weight_decay)
     tr.add_argument("--hidden", type=int, help="conv width (paper 2048, demo 128)")
     tr.add_argument("--dropout", type=float, default=0.7)
     tr.add_argument("--seed", type=int, default=0)

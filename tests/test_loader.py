@@ -305,6 +305,29 @@ def test_mix_in_the_pipeline_pastes_the_sampled_boxes_and_weights_labels(dataset
     assert torch.equal(mixed[-1][1], torch.nn.functional.one_hot(plain[-1][1], 3).float())
 
 
+@pytest.mark.parametrize(
+    "mode", ["spatial", "temporal", "spatiotemporal", "perframe", "mixup", "cutout"]
+)
+def test_cpu_graph_mixes_exactly_like_the_numpy_twin(dataset, mode):
+    """The whole CPU loader with mixing == the twin's fused path on its unmixed crops."""
+    from videomix_dali.mix import VideoMix, mix_normalize_batch
+
+    kwargs = dict(
+        recipe="demo", device="cpu", batch_size=4, num_frames=4, crop_size=32, seed=1,
+        progress=False,
+    )  # fmt: skip
+    raw = collect(VideoLoader(dataset, mean=(0.0,) * 3, std=(1.0,) * 3, **kwargs))  # 0..255
+    mix = VideoMix(mode, num_videos=3 if mode != "cutout" else 2, seed=7)
+    mixed = collect(VideoLoader(dataset, mix=mix, **kwargs))
+    loader = VideoLoader(dataset, **kwargs)
+    reference = VideoMix(mode, num_videos=mix.num_videos, seed=7)
+    for step, ((video, _), (mixed_video, _)) in enumerate(zip(raw, mixed)):
+        frames = list(video.numpy().astype(np.uint8).transpose(0, 2, 3, 4, 1))  # (T, H, W, C)
+        params = reference.sample(tuple(video.shape), step=step)
+        want = mix_normalize_batch(frames, params, loader.recipe.mean, loader.recipe.std)
+        np.testing.assert_array_equal(mixed_video.numpy().view(np.uint32), want.view(np.uint32))
+
+
 @pytest.mark.gpu
 def test_gpu_pipeline_mixes_like_the_cpu_one(gpu_datasets):
     from videomix_dali.mix import VideoMix

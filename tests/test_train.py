@@ -7,21 +7,17 @@ import csv
 import math
 import os
 import socket
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # train/ is an app folder of the repository, not installed
-
-from train import distributed as dist_utils  # noqa: E402
-from train.cam import compute_cam, render_cam_png, upsample_cam  # noqa: E402
-from train.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from train.evaluate import evaluate, write_predictions  # noqa: E402
-from train.models import (  # noqa: E402
+from train import distributed as dist_utils
+from train.cam import compute_cam, render_cam_png, upsample_cam
+from train.checkpoint import load_checkpoint, save_checkpoint
+from train.evaluate import evaluate, write_predictions
+from train.models import (
     ResNet3d,
     SlowFast,
     build_model,
@@ -29,11 +25,11 @@ from train.models import (  # noqa: E402
     count_params,
     loader_frames,
 )
-from train.run import TrainConfig, build_run  # noqa: E402
-from train.trainer import Schedule, Trainer, soft_cross_entropy  # noqa: E402
-from videomix_dali.demo import make_demo_dataset  # noqa: E402
-from videomix_dali.mix import VideoMix  # noqa: E402
-from videomix_dali.recipes import load_recipe  # noqa: E402
+from train.run import TrainConfig, build_run
+from train.trainer import Schedule, Trainer, soft_cross_entropy
+from videomix_dali.demo import make_demo_dataset
+from videomix_dali.mix import VideoMix
+from videomix_dali.recipes import load_recipe
 
 torch.set_num_threads(2)
 

@@ -15,7 +15,7 @@ from .cuts import clip_bytes
 from .handoff import to_torch
 from .index import VideoIndex, read_index
 from .mix import VideoMix, mix_labels
-from .pipeline import DTYPES, build_pipeline
+from .pipeline import DTYPES, build_pipeline, mix_source_outputs
 from .probe import ProbeError, VideoInfo, nvdec_unusable_reason, probe_videos
 from .recipes import Recipe, resolve_recipe
 from .runtime import rank_and_world_size, resolve_device
@@ -270,8 +270,7 @@ class VideoLoader(LoaderPosition):
                 [np.array(c.item, np.int64) for c in clips],
             )
             if self.mix is not None:
-                rows, coef = params.pack()
-                batch += (list(rows), list(coef))
+                batch += mix_source_outputs(params, self.device)
             yield batch
 
     def _clip_input(self, clip: Clip) -> tuple[np.ndarray, np.ndarray]:

@@ -14,15 +14,34 @@ import numpy as np
 from nvidia.dali import fn, pipeline_def, types
 from nvidia.dali.pipeline import Pipeline
 
-from .mix import MixParams, VideoMix, apply_mix, mix_normalize_batch
+from .mix import MixParams, VideoMix, apply_mix
+from .mix.apply_dali import apply_dali, dali_inputs, num_dali_inputs
 
 DTYPES = {"float32": types.FLOAT, "float16": types.FLOAT16}
 
 # What the host-side source yields per batch, in this order (one array per sample each);
-# with mixing, two more: the batch's packed MixParams (int32 rows, float64 coef).
+# with mixing, the batch's params follow (:func:`mix_source_outputs`).
 SOURCE_OUTPUTS = ("encoded", "frames", "roi_start", "roi_end", "label", "index")
 # The same for feature sequences (the packed MixParams follow with mixing).
 FEATURE_SOURCE_OUTPUTS = ("features", "target", "index", "length")
+
+
+def mix_source_outputs(params: MixParams, device: str) -> tuple[list[np.ndarray], ...]:
+    """The mixing inputs the video source yields after ``SOURCE_OUTPUTS``, per sample.
+
+    CPU: the DALI-native applier's small arrays (:func:`~videomix_dali.mix.apply_dali.
+    dali_inputs`); GPU: the packed params (rows, coef) the CuPy kernel reads as they are.
+    """
+    if device == "cpu":
+        return dali_inputs(params)
+    rows, coef = params.pack()
+    return list(rows), list(coef)
+
+
+def _num_mix_outputs(mix: VideoMix | None, device: str) -> int:
+    if mix is None:
+        return 0
+    return num_dali_inputs(mix.mode, mix.num_videos) if device == "cpu" else 2
 
 
 def mix_step(
@@ -33,22 +52,18 @@ def mix_step(
 ) -> Callable[[list, list, list], list]:
     """The batch function of the in-graph mixing step (``fn.python_function``).
 
-    Gets per-sample lists (NumPy on CPU, CuPy on GPU): clips (T, H, W, C) uint8 or feature
-    sequences (T, D) float32, and the packed params rows (R,) int32 and coef (K,) float64 of
-    :meth:`MixParams.pack`. Returns per-sample normalized (C, T, H, W) ``dtype`` clips (with
-    ``mean``/``std``, 0..255 units), or the mixed (T, D) sequences as they are. For clips on
-    the GPU the packed params go to the kernel as they arrive (stacked on the device, no
-    host round trip); on the CPU the NumPy twin reads the same values. Feature sequences
-    unpack the few params values on the host, then mix on the device.
+    Gets per-sample lists: GPU clips (T, H, W, C) uint8 (CuPy) or feature sequences (T, D)
+    float32 (NumPy on CPU, CuPy on GPU), and the packed params rows (R,) int32 and coef (K,)
+    float64 of :meth:`MixParams.pack`. Returns per-sample normalized (C, T, H, W) ``dtype``
+    clips (with ``mean``/``std``, 0..255 units), or the mixed (T, D) sequences as they are.
+    For clips the packed params go to the kernel as they arrive (stacked on the device, no
+    host round trip); CPU clips are mixed by DALI's own operators instead (``apply_dali``).
+    Feature sequences unpack the few params values on the host, then mix on the device.
     """
 
     def step(frames: list, rows: list, coef: list) -> list:
         if frames[0].ndim == 2:
             return list(_mix_features(frames, rows, coef, mix.mode))
-        if isinstance(frames[0], np.ndarray):
-            t, h, w, c = frames[0].shape
-            params = MixParams.unpack(rows, coef, mode=mix.mode, shape=(len(frames), c, t, h, w))
-            return list(mix_normalize_batch(frames, params, mean, std, dtype=dtype))
         import cupy
 
         from .mix.apply_cupy import mix_normalize_packed_cupy
@@ -108,8 +123,9 @@ def build_pipeline(
     end (y, x) float32 in input pixels (x reversed for a flip), label int64 and dataset index
     int64. Outputs: video (N, C, T, crop, crop) ``dtype`` normalized with ``mean``/``std``
     (0..255 units), label (N,) int64, index (N,) int64. With ``mix`` the source also yields
-    the packed ``MixParams`` (rows, coef) and, as the label, the soft target (K,) float32 it
-    computed on the host from the same params; the batch is mixed after the crop.
+    the batch's :func:`mix_source_outputs` and, as the label, the soft target (K,) float32 it
+    computed on the host from the same params; the batch is mixed after the crop (CPU:
+    DALI's own operators; GPU: the CuPy kernel, fused with normalising).
     """
     if device not in ("cpu", "gpu"):
         raise ValueError(f"device={device!r} must be 'cpu' or 'gpu'")
@@ -120,7 +136,9 @@ def build_pipeline(
     @_pipeline_def(batch_size, num_threads, prefetch, device, device_id, seed)
     def video_pipeline():
         encoded, frames, roi_start, roi_end, label, index, *rows = fn.external_source(
-            source=source, num_outputs=len(SOURCE_OUTPUTS) + 2 * (mix is not None), batch=True
+            source=source,
+            num_outputs=len(SOURCE_OUTPUTS) + _num_mix_outputs(mix, device),
+            batch=True,
         )
         video = fn.decoders.video(encoded, device=decoder_device, frames=frames)
         video = fn.resize(
@@ -131,9 +149,10 @@ def build_pipeline(
             roi_relative=False,
             size=[crop_size, crop_size],
         )
+        if mix is not None and device == "cpu":  # the whole batch, after the crop
+            return apply_dali(video, rows, mix.mode, mean, std, DTYPES[dtype]), label, index
         if mix is not None:  # the whole batch, after the crop, (T, H, W, C) uint8
-            if device == "gpu":
-                rows = [r.gpu() for r in rows]
+            rows = [r.gpu() for r in rows]
             video = fn.python_function(
                 video,
                 *rows,

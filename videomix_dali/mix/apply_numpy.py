@@ -9,8 +9,8 @@ Two appliers, both pure functions of ``(x, params)``:
 
 Floating point follows kernels/videomix.cuh operation by operation (one IEEE rounding
 each, in the same order): mixup is ``acc * lam + other * (1 - lam)`` in float32 (float64
-for float64 clips), normalisation is ``(float32(v) - mean) * float32(1 / std)`` in float32, float16 is
-rounded to nearest-even, uint8 is ``rint`` then clipped to [0, 255].
+for float64 clips), normalisation is ``(float32(v) - mean) * float32(1 / std)`` in
+float32, float16 is rounded to nearest-even, uint8 is ``rint`` then clipped to [0, 255].
 """
 
 from __future__ import annotations

@@ -101,6 +101,17 @@ def _param_cases():
 PARAMS = list(_param_cases())
 
 
+def _fused_cases(seed: int):
+    """(params, N random (T, H, W, C) uint8 clips, mean, std) for every clip case of PARAMS."""
+    rng = np.random.default_rng(seed)
+    for p in PARAMS:
+        if p.is_features:
+            continue
+        N, C, T, H, W = p.shape
+        frames = [rng.integers(0, 256, (T, H, W, C), dtype=np.uint8) for _ in range(N)]
+        yield p, frames, np.resize(MEAN, C), np.resize(STD, C)
+
+
 def _write_params(tmp, p):
     rows, coef = p.pack()
     rows.astype(np.int32).tofile(tmp / "rows.i32")
@@ -150,13 +161,8 @@ def test_host_paste_matches_numpy(host, tmp_path, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
 def test_host_fused_matches_numpy(host, tmp_path, dtype):
-    rng = np.random.default_rng(2)
-    for p in PARAMS:
-        if p.is_features:
-            continue
+    for p, frames, mean, std in _fused_cases(seed=2):
         N, C, T, H, W = p.shape
-        frames = [rng.integers(0, 256, (T, H, W, C), dtype=np.uint8) for _ in range(N)]
-        mean, std = np.resize(MEAN, C), np.resize(STD, C)
         _write_params(tmp_path, p)
         np.stack(frames).tofile(tmp_path / "frames.u8")
         mean.astype(np.float32).tofile(tmp_path / "mean.f32")
@@ -320,13 +326,7 @@ def test_gpu_mixup_keeps_subnormals():
 def test_gpu_fused_bit_identical(dtype):
     import cupy as cp
 
-    rng = np.random.default_rng(5)
-    for p in PARAMS:
-        if p.is_features:
-            continue
-        N, C, T, H, W = p.shape
-        frames = [rng.integers(0, 256, (T, H, W, C), dtype=np.uint8) for _ in range(N)]
-        mean, std = np.resize(MEAN, C), np.resize(STD, C)
+    for p, frames, mean, std in _fused_cases(seed=5):
         gframes = [cp.asarray(f) for f in frames]  # separate allocations
         got = mix_normalize_batch(gframes, p, mean, std, dtype=dtype)
         assert isinstance(got, cp.ndarray) and got.dtype == dtype

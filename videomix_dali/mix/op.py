@@ -14,20 +14,14 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import numpy as np
 
+from ..runtime import rank_and_world_size
 from .apply_numpy import apply_numpy, mix_normalize_batch_numpy
-from .labels import (
-    check_label_smoothing,
-    is_cupy,
-    mix_labels,
-    on_device_of,
-    unwrap_array,
-    wrap_array,
-)
+from .arrays import is_cupy, on_device_of, unwrap_array, wrap_array
+from .labels import check_label_smoothing, check_num_classes, mix_labels
 from .params import MixParams, sample_mix_params, validate_options
 
 __all__ = ["VideoMix", "apply_mix", "mix_normalize_batch"]
@@ -89,15 +83,6 @@ def mix_normalize_batch(
     return out if out is not None else res
 
 
-def _default_rank() -> int:
-    torch = sys.modules.get("torch")  # if DDP is initialised, torch is imported
-    if torch is not None:
-        dist = getattr(torch, "distributed", None)
-        if dist is not None and dist.is_available() and dist.is_initialized():
-            return int(dist.get_rank())
-    return 0
-
-
 class VideoMix:
     """VideoMix family batch augmentation (Yun et al., "VideoMix: Rethinking Data
     Augmentation for Video Classification", 2020), with CutMix / Mixup / Cutout
@@ -145,13 +130,7 @@ class VideoMix:
         self.alpha = float(alpha)
         self.prob = float(prob)
         self.num_videos = int(num_videos)
-        if num_classes is not None and (
-            isinstance(num_classes, bool)
-            or not isinstance(num_classes, (int, np.integer))
-            or num_classes < 1
-        ):
-            raise ValueError(f"num_classes must be an int >= 1 or None, got {num_classes!r}")
-        self.num_classes = None if num_classes is None else int(num_classes)
+        self.num_classes = check_num_classes(num_classes)
         self.label_smoothing = check_label_smoothing(label_smoothing)
         if not isinstance(per_sample, (bool, np.bool_)):
             raise ValueError(f"per_sample must be a bool, got {per_sample!r}")
@@ -162,7 +141,7 @@ class VideoMix:
             raise ValueError(f"seed must be an int >= 0 or None, got {seed!r}")
         self.seed = int(seed)
         if rank is None:
-            rank = _default_rank()
+            rank = rank_and_world_size()[0]
         if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 0:
             raise ValueError(f"rank must be an int >= 0 or None, got {rank!r}")
         self.rank = int(rank)

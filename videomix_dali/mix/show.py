@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .labels import is_cupy, unwrap_array
+from .arrays import is_cupy, unwrap_array
 from .params import MixParams
 
 __all__ = ["render_mix_grid", "grid_pixel_size"]

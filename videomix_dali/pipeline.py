@@ -58,7 +58,8 @@ def mix_step(
     clips (with ``mean``/``std``, 0..255 units), or the mixed (T, D) sequences as they are.
     For clips the packed params go to the kernel as they arrive (stacked on the device, no
     host round trip); CPU clips are mixed by DALI's own operators instead (``apply_dali``).
-    Feature sequences unpack the few params values on the host, then mix on the device.
+    Feature sequences are mixed the same way: on the GPU by the kernel from the packed
+    params as they arrive, on the CPU by the NumPy twin.
     """
 
     def step(frames: list, rows: list, coef: list) -> list:
@@ -80,13 +81,12 @@ def _mix_features(feats: list, rows: list, coef: list, mode: str) -> Any:
     """(N, T, D) of the N (T, D) sequences, mixed (NumPy or CuPy, as they arrive)."""
     if isinstance(feats[0], np.ndarray):
         x = np.stack(feats)
-    else:
-        import cupy
+        return apply_mix(x, MixParams.unpack(rows, coef, mode=mode, shape=tuple(x.shape)))
+    import cupy
 
-        x = cupy.stack(feats)
-        rows, coef = [r.get() for r in rows], [c.get() for c in coef]
-    params = MixParams.unpack(rows, coef, mode=mode, shape=tuple(x.shape))
-    return apply_mix(x, params)
+    from .mix.apply_cupy import apply_packed_cupy
+
+    return apply_packed_cupy(cupy.stack(feats), cupy.stack(rows), cupy.stack(coef), mode)
 
 
 def _pipeline_def(batch_size, num_threads, prefetch, device, device_id, seed) -> Callable:

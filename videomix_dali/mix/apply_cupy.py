@@ -25,6 +25,7 @@ __all__ = [
     "kernel_source",
     "get_module",
     "apply_cupy",
+    "apply_packed_cupy",
     "mix_normalize_batch_cupy",
     "mix_normalize_packed_cupy",
     "NVRTC_OPTIONS",
@@ -96,21 +97,31 @@ def _device_params(params: MixParams) -> tuple[Any, Any]:
 
 def apply_cupy(x: Any, params: MixParams) -> Any:
     """Mix a CuPy batch ``x`` of shape ``params.shape``; returns a new CuPy array."""
-    cp = _cupy()
     if tuple(x.shape) != params.shape:
         raise ValueError(f"x has shape {tuple(x.shape)} but params were drawn for {params.shape}")
+    rows, coef = _device_params(params)
+    return apply_packed_cupy(x, rows, coef, params.mode)
+
+
+def apply_packed_cupy(x: Any, rows: Any, coef: Any, mode: str) -> Any:
+    """:func:`apply_cupy` on params already packed on the device.
+
+    ``x``: (N, C, T, H, W) clips or (N, T, D) features (CuPy); ``rows`` (N, R) int32 and
+    ``coef`` (N, K) float64 CuPy arrays as :meth:`MixParams.pack` writes them.
+    """
+    cp = _cupy()
     dt = np.dtype(x.dtype)
     if dt not in _PASTE_KERNELS:
         raise ValueError(
             f"x dtype {dt} is not supported on the GPU; use one of "
             f"{', '.join(str(d) for d in _PASTE_KERNELS)}"
         )
-    N = params.batch_size
-    T, H, W = canonical_dims(params.shape)
+    N = x.shape[0]
+    T, H, W = canonical_dims(tuple(x.shape))
     x5 = cp.ascontiguousarray(x).reshape(N, -1, T, H, W)
     C = x5.shape[1]
     out = cp.empty_like(x5)
-    rows, coef = _device_params(params)
+    rows = cp.ascontiguousarray(rows, dtype=cp.int32)
     kern = get_module().get_function(_PASTE_KERNELS[dt])
     kern(
         _grid(N * T * H * W),
@@ -120,8 +131,8 @@ def apply_cupy(x: Any, params: MixParams) -> Any:
             out,
             rows,
             np.int32(rows.shape[1]),
-            coef,
-            np.int32(params.mode_code),
+            cp.ascontiguousarray(coef, dtype=cp.float64),
+            np.int32(MODE_CODES[mode]),
             np.int32(N),
             np.int32(C),
             np.int32(T),

@@ -1,4 +1,4 @@
-"""``videomix-dali`` command line: demo data, the streaming main job."""
+"""``videomix-dali`` command line: demo and bench data, the streaming main job."""
 
 from __future__ import annotations
 
@@ -18,6 +18,19 @@ def cmd_demo_data(args: argparse.Namespace) -> None:
 
     root = make_demo_dataset(args.dir, seed=args.seed, h264=args.h264)
     print(f"demo dataset ready in {root}")
+
+
+def cmd_bench_data(args: argparse.Namespace) -> None:
+    from .bench.data import BenchData, make_bench_data
+
+    spec = BenchData(
+        videos_per_class=args.videos_per_class,
+        long_per_class=args.long_per_class,
+        h264=args.h264,
+        seed=args.seed,
+    )
+    root = make_bench_data(args.dir, spec, workers=args.workers)
+    print(f"bench corpus ready in {root} (bench reads {root / 'train'})")
 
 
 def cmd_demo_features(args: argparse.Namespace) -> None:
@@ -99,6 +112,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--h264", action="store_true", help="also write H.264 .mp4 copies")
     p.set_defaults(func=cmd_demo_data)
+
+    p = sub.add_parser(
+        "bench-data",
+        help="generate the Kinetics-like bench corpus (340x256, 30 fps, 10-s and 30-s videos)",
+        description="A Kinetics-like corpus from the demo renderer: 340x256, 30 fps, 300 frames, "
+        "a keyframe every 150 frames, VP9 .webm (DALI's CPU backend), folder per class under "
+        "DIR/train; 900-frame videos under DIR/long; DIR/<split>_head.txt and _tail.txt index "
+        "the first and the last 57 frames of each video. Resumable: finished files are kept.",
+    )
+    p.add_argument("dir", help="output folder, e.g. data/bench")
+    p.add_argument("--h264", action="store_true", help="also write H.264 .mkv copies (NVDEC)")
+    p.add_argument("--videos-per-class", type=positive_int, default=16, help="10-s videos")
+    p.add_argument("--long-per-class", type=positive_int, default=1, help="30-s videos")
+    p.add_argument("--workers", type=positive_int, help="processes (default: the CPU cores)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_bench_data)
 
     p = sub.add_parser("demo-features", help="generate synthetic WSTAL feature data")
     p.add_argument("dir", help="output folder, e.g. data/demo-features")

@@ -197,12 +197,17 @@ def _rgb_to_yuv420(rgb: np.ndarray) -> np.ndarray:
     return np.clip(np.floor(planes + 0.5), 0, 255).astype(np.uint8)
 
 
-def _encode(path: Path, frames: np.ndarray, fps: int, codec: str) -> None:
+def _encode(
+    path: Path, frames: np.ndarray, fps: int, codec: str, *, gop: int | None = None
+) -> None:
     """Encode deterministically: one encoder thread, no muxer timestamps or random ids; the
-    stream is tagged BT.601 limited range so that decoders need not guess the matrix."""
+    stream is tagged BT.601 limited range so that decoders need not guess the matrix.
+
+    ``gop``: frames from one keyframe to the next (default ``fps``, one a second).
+    """
     options = _VP9_OPTIONS if codec == "libvpx-vp9" else _X264_OPTIONS
     with av.open(str(path), "w", container_options={"fflags": "+bitexact"}) as out:
-        stream = out.add_stream(codec, rate=fps, options=dict(options, g=str(fps)))
+        stream = out.add_stream(codec, rate=fps, options=dict(options, g=str(gop or fps)))
         stream.width = frames.shape[2]
         stream.height = frames.shape[1]
         stream.pix_fmt = "yuv420p"

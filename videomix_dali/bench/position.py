@@ -1,0 +1,85 @@
+"""Does a clip's cost follow the clip or its position in the file?
+
+For each video, two index sub-ranges of one clip span each (``(T - 1) * stride + 1``
+frames): the first frames of the file and its last frames. One evaluation loader per side
+decodes exactly that window (a centred window of the span's length is the whole range),
+through the same pipeline as training. The rounds alternate between the sides; the report
+gives the decode time per clip of each and their ratio (1.0: position costs nothing).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ..loader import VideoLoader
+from ..probe import probe_videos
+
+
+def _index(path: Path, root: Path, videos: list[tuple[Path, int]], span: int, last: bool) -> Path:
+    """A ``path label start end`` index (paths relative to ``root``) of one window per video:
+    its first or its last ``span`` frames."""
+    lines = []
+    for i, (video, num_frames) in enumerate(videos):
+        start = num_frames - span if last else 0
+        lines.append(f"{video.resolve().relative_to(root)} {i % 2} {start} {start + span}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_position_bench(
+    videos: list[Path],
+    work: Path,
+    *,
+    num_frames: int = 8,
+    stride: int = 8,
+    crop: int = 224,
+    rounds: int = 3,
+    threads: int = 2,
+) -> dict[str, Any]:
+    """Seconds per clip for windows at frame 0 and at the end of each of ``videos``."""
+    span = (num_frames - 1) * stride + 1
+    infos = probe_videos(videos, progress=False)
+    usable = [(v, i.num_frames) for v, i in zip(videos, infos) if getattr(i, "num_frames", 0)]
+    usable = [(v, n) for v, n in usable if n >= 2 * span]
+    if len(usable) < 2:
+        raise ValueError(f"need at least 2 videos of >= {2 * span} frames, got {len(usable)}")
+    work.mkdir(parents=True, exist_ok=True)
+    root = Path(os.path.commonpath([v.resolve().parent for v, _ in usable]))
+    loaders = {
+        side: VideoLoader(
+            _index(work / f"{side}.txt", root, usable, span, side == "last"),
+            recipe="kinetics",
+            device="cpu",
+            train=False,
+            batch_size=2,
+            num_frames=num_frames,
+            stride=stride,
+            crop_size=crop,
+            test_clips=1,
+            test_crops=1,
+            num_threads=threads,
+            progress=False,
+            root=root,
+        )
+        for side in ("first", "last")
+    }
+    seconds = {side: 0.0 for side in loaders}
+    for _ in range(rounds):
+        for side, loader in loaders.items():
+            t0 = time.perf_counter()
+            for _batch in loader:
+                pass
+            seconds[side] += time.perf_counter() - t0
+    clips = rounds * len(usable)
+    per_clip = {side: s / clips for side, s in seconds.items()}
+    return {
+        "videos": len(usable),
+        "span_frames": span,
+        "uncut": len(loaders["first"].uncut),
+        "ms_per_clip_first": round(per_clip["first"] * 1000, 2),
+        "ms_per_clip_last": round(per_clip["last"] * 1000, 2),
+        "last_over_first": round(per_clip["last"] / per_clip["first"], 3),
+    }

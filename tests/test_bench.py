@@ -1,5 +1,7 @@
-"""``videomix-dali bench``: runs end to end on tiny settings, its peers really decode the same
-clips, and the mix-op micro-benchmark reports both timings."""
+"""``videomix-dali bench``: runs end to end on tiny settings (every row, interleaved rounds,
+the decode-only limit and each row's share of it), its peers really decode the same clips,
+``bench-data`` writes the corpus it promises, and the mix-op micro-benchmark reports both
+timings."""
 
 from __future__ import annotations
 
@@ -29,8 +31,28 @@ from videomix_dali.bench import (
     timm_style_mix,
     tree_cpu_seconds,
 )
+from videomix_dali.bench.data import BenchData, make_bench_data
+from videomix_dali.bench.measure import merge_rounds
+from videomix_dali.bench.peers import decode_only
+from videomix_dali.bench.report import format_table
+from videomix_dali.bench.run import DATA_LABELS, resolve_data
+from videomix_dali.bench.streams import skip_reason
+from videomix_dali.probe import probe_video
 
 H, W, F = 48, 64, 24
+# a small corpus with the bench corpus' structure: FFmpeg's Matroska muxer starts a cluster at a
+# keyframe only past 4 KiB, so the frames are not tinier than this and a GOP not shorter
+SMALL = BenchData(
+    classes=2,
+    videos_per_class=1,
+    long_per_class=1,
+    frames=120,
+    long_frames=180,
+    size=(192, 256),
+    gop=60,
+    window=30,
+    h264=True,
+)
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +75,9 @@ def test_bench_end_to_end_json_and_plot(tiny_dataset, tmp_path):
     args = parser.parse_args(
         ["bench", "--data", str(tiny_dataset), "--device", "cpu", "--batch-size", "2"]
         + ["--frames", "4", "--stride", "2", "--crop", "32", "--mix", "spatial"]
-        + ["--duration", "0.4", "--warmup", "0.1", "--workers", "2", "--threads", "2"]
-        + ["--loaders", "pyav,torchcodec,decord,videomix-dali"]
+        + ["--duration", "0.4", "--warmup", "0.1", "--rounds", "2"]
+        + ["--workers", "2", "--threads", "2"]
+        + ["--loaders", "decode-limit,pyav,torchcodec,decord,dali-reader,videomix-dali"]
         + ["--json", str(out_json), "--plot", str(out_png)]
     )
     args.func(args)
@@ -63,21 +86,38 @@ def test_bench_end_to_end_json_and_plot(tiny_dataset, tmp_path):
     assert {"machine", "config", "results", "skipped"} <= set(report)
     assert report["machine"]["cores"] >= 1 and report["machine"]["cpu"]
     assert report["config"]["frames"] == 4 and report["config"]["crop"] == 32
+    assert report["config"]["dataset"] == "custom" and report["config"]["rounds"] == 2
     ran = {(r["loader"], r["mix"]) for r in report["results"]}
-    assert {("pyav", "none"), ("pyav", "spatial")} <= ran
-    assert {("videomix-dali", "none"), ("videomix-dali", "spatial")} <= ran
+    for loader in ("pyav", "dali-reader", "videomix-dali"):
+        assert {(loader, "none"), (loader, "spatial")} <= ran
+    assert ("decode-limit", "none") in ran and ("decode-limit", "spatial") not in ran
+    rows = {(r["loader"], r["mix"]): r for r in report["results"]}
+    limit = rows["decode-limit", "none"]
     for row in report["results"]:
         assert set(RESULT_FIELDS) <= set(row), row
         assert row["device"] == "cpu"
         assert row["clips_per_s"] > 0 and row["batches"] >= 2
+        assert len(row["rounds_clips_per_s"]) == 2 and "batch_s" not in row
         assert row["frames_per_s"] == pytest.approx(row["clips_per_s"] * 4, rel=0.01)
         assert 0 < row["batch_ms_p50"] <= row["batch_ms_p95"]
         assert 0 < row["cpu_util"] <= 1.5
         assert row["peak_rss_mb"] > 50
         assert row["gpu_mem_mb"] is None
-        assert row["batch_shape"] == [2, 3, 4, 32, 32]
-    pyav_none = next(r for r in report["results"] if r["loader"] == "pyav" and r["mix"] == "none")
-    assert pyav_none["ratio_to_baseline"] == 1.0
+        assert row["share_of_limit"] == pytest.approx(
+            row["clips_per_s"] / limit["clips_per_s"], abs=1e-3
+        )
+        if row is not limit:  # the limit yields per-clip frame counts, not pixels
+            assert row["batch_shape"] == [2, 3, 4, 32, 32]
+    assert limit["batch_shape"] == [2] and limit["share_of_limit"] == 1.0
+    assert rows["pyav", "none"]["ratio_to_baseline"] == 1.0
+    summary = report["summary"]
+    ours = rows["videomix-dali", "none"]["clips_per_s"]
+    assert summary["ours_share_of_limit"] == pytest.approx(ours / limit["clips_per_s"], abs=1e-3)
+    peers = [rows[k]["clips_per_s"] for k in rows if k[1] == "spatial" and k[0] != "videomix-dali"]
+    assert summary["ours_mixed_vs_best_peer"] == pytest.approx(
+        rows["videomix-dali", "spatial"]["clips_per_s"] / max(peers), abs=1e-3
+    )
+    assert {"ours_vs_best_peer", "mix_cost", "ours_mixed_share_of_limit"} <= set(summary)
     skipped = {s["loader"]: s["reason"] for s in report["skipped"]}
     for peer, module in (("torchcodec", "torchcodec"), ("decord", "decord")):
         if _importable(module):
@@ -228,3 +268,128 @@ def test_process_tree_counts_children():
     finally:
         child.kill()
         child.wait()
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory):
+    return make_bench_data(tmp_path_factory.mktemp("bench_corpus"), SMALL, progress=False)
+
+
+def test_bench_data_defaults_are_kinetics_like():
+    spec = BenchData()
+    assert spec.size == (256, 340) and spec.fps == 30  # 340x256
+    assert (spec.frames, spec.gop, spec.long_frames, spec.window) == (300, 150, 900, 57)
+    with pytest.raises(ValueError, match="window"):
+        BenchData(frames=40, window=57)
+
+
+def test_bench_data_writes_the_promised_videos(small_corpus):
+    root = small_corpus
+    for split, n in (("train", SMALL.frames), ("long", SMALL.long_frames)):
+        for ext, codec, base in (("webm", "vp9", root), ("mkv", "h264", root / "h264")):
+            paths = sorted((base / split).glob(f"*/*.{ext}"))
+            assert [p.parent.name for p in paths] == ["move_left", "move_right"]  # per class
+            for path in paths:
+                info = probe_video(path)
+                assert (info.num_frames, info.height, info.width) == (n, 192, 256)
+                assert info.codec == codec
+                assert info.cuts.frames == tuple(range(0, n, SMALL.gop))  # a keyframe each gop
+            for part, start in (("head", 0), ("tail", n - SMALL.window)):
+                rows = (base / f"{split}_{part}.txt").read_text().splitlines()
+                assert [r.split()[2:] for r in rows] == [[str(start), str(start + 30)]] * 2
+        # the index sub-ranges select those frames (the CPU reads the VP9 files)
+        tail = VideoLoader(
+            root / f"{split}_tail.txt",
+            recipe="demo",
+            device="cpu",
+            batch_size=2,
+            num_frames=4,
+            stride=4,
+            progress=False,
+        )
+        assert min(int(c.frames.min()) for c in tail.sampler.batch(0, 0)) >= n - SMALL.window
+    assert not list(root.rglob(".*.part.*"))
+
+
+def test_bench_data_resumes_and_refuses_other_parameters(small_corpus, tmp_path):
+    done = sorted(small_corpus.rglob("*.webm"))
+    stamps = [p.stat().st_mtime_ns for p in done]
+    missing = done[0]
+    missing.unlink()
+    make_bench_data(small_corpus, SMALL, progress=False)  # only the missing file is made
+    assert missing.is_file()
+    assert [p.stat().st_mtime_ns for p in done[1:]] == stamps[1:]
+    with pytest.raises(ValueError, match="other parameters"):
+        make_bench_data(small_corpus, BenchData(classes=3), progress=False)
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not a bench corpus"):
+        make_bench_data(tmp_path, SMALL, progress=False)
+
+
+def test_pyav_peer_seeks_to_the_keyframe_and_stops_at_the_last_frame(small_corpus):
+    import av
+
+    gop = SMALL.gop
+    for path in (
+        next(small_corpus.glob("long/*/*.webm")),
+        next(small_corpus.glob("h264/long/*/*.mkv")),
+    ):
+        with av.open(str(path)) as container:
+            full = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+        windows = [[0, 2, 4], [gop - 1], [gop, gop + 3], [gop + 1], [gop - 2, gop + 2], [179, 179]]
+        for frames in windows:
+            assert np.array_equal(decode_pyav(path, frames), full[frames]), (path, frames)
+        # the limit decodes from the keyframe at or before the window through its last frame
+        jobs = [(str(path), 0, 7), (str(path), gop + 1, gop + 9), (str(path), gop - 1, gop + 1)]
+        assert decode_only(jobs) == [8, 10, gop + 2]
+
+
+def test_merge_rounds_pools_clips_and_batch_times():
+    def part(clips, wall, times, cpu, rss):
+        return {
+            "clips_per_s": clips / wall,
+            "frames_per_s": 4 * clips / wall,
+            "cpu_util": cpu,
+            "peak_rss_mb": rss,
+            "peak_pss_mb": rss / 2,
+            "gpu_mem_mb": None,
+            "clips": clips,
+            "wall_s": wall,
+            "batch_shape": [2, 3, 4, 8, 8],
+            "batch_s": times,
+        }
+
+    row = merge_rounds([part(10, 1.0, [0.1] * 5, 0.5, 100), part(30, 3.0, [0.3] * 5, 1.0, 90)])
+    assert row["clips_per_s"] == 10.0 and row["frames_per_s"] == 40.0
+    assert row["rounds_clips_per_s"] == [10.0, 10.0] and row["batches"] == 10
+    assert row["batch_ms_p50"] == pytest.approx(200.0) and row["batch_ms_p95"] == 300.0
+    assert row["cpu_util"] == pytest.approx(0.875) and row["peak_rss_mb"] == 100
+    assert row["gpu_mem_mb"] is None and row["wall_s"] == 4.0
+
+
+def test_missing_peers_and_the_limit_on_gpu_skip_with_a_reason(monkeypatch):
+    monkeypatch.setitem(sys.modules, "decord", None)  # import decord -> ImportError
+    monkeypatch.setitem(sys.modules, "torchcodec", None)
+    for peer, module in (("decord", "decord"), ("torchcodec", "torchcodec")):
+        assert f"{module} is not importable" in skip_reason(peer, "cpu")
+    assert "--device cpu" in skip_reason("decode-limit", "gpu")
+    assert skip_reason("decode-limit", "cpu") is None
+    assert skip_reason("dali-reader", "cpu") is None
+
+
+def test_bench_reads_the_bench_corpus_by_default_and_labels_the_demo_table(monkeypatch, tmp_path):
+    import videomix_dali.bench.data as data
+
+    asked = []
+    monkeypatch.setattr(data, "bench_split", lambda root, dev: asked.append((root, dev)) or root)
+    assert resolve_data(None, "cpu", tmp_path, "unused") == (tmp_path, "bench")
+    assert resolve_data("bench", "gpu", tmp_path, "unused") == (tmp_path, "bench")
+    assert asked == [(tmp_path, "cpu"), (tmp_path, "gpu")]
+    assert resolve_data("./demo", "cpu", tmp_path, "unused")[1] == "custom"
+    report = {
+        "config": {"data_label": DATA_LABELS["demo"], "videos": 48, "rounds": 3, "mix": "none"},
+        "machine": {"loadavg": None},
+        "results": [],
+        "skipped": [],
+    }
+    assert format_table(report).startswith("data: demo clips (128x96, 48 frames)")

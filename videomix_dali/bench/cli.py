@@ -1,22 +1,37 @@
 """``videomix-dali bench``: loader throughput against the loaders people use today, side by side.
 
+The data: by default the Kinetics-like bench corpus (``videomix-dali bench-data``: 340x256,
+30 fps, 300 frames, a keyframe every 150), made under ``--bench-root`` if absent; ``--data demo``
+reads the tiny demo clips instead (a second, separate table), ``--data PATH`` any folder or index.
+
 Every loader is fed the same files, the same clips (frame indices, crop window, flip: all taken
-from this project's seeded ``ClipSampler``), the same normalisation and the same mixing, and is
-measured the same way: a warm-up, then a fixed duration of batches pulled by a consumer that does
-nothing else. Reported per loader: clips/s, decoded frames/s (clips x T), batch time p50/p95,
-CPU utilisation of the process tree (this process plus its children, e.g. DataLoader workers,
-read from ``/proc``), peak RSS of the process tree (sampled from ``/proc`` by a thread) and,
-on a GPU, the peak device memory in use.
+from this project's seeded ``ClipSampler``; ``dali-reader`` draws its own), the same
+normalisation and the same mixing, and is measured the same way: a warm-up, then a fixed
+duration of batches pulled by a consumer that does nothing else. The rows run in ``--rounds``
+interleaved rounds (every row once per round), so that a change in the machine's load hits all
+of them. Reported per row: clips/s, its ratio to the ``pyav`` row and its share of the
+decode-only limit, decoded frames/s (clips x T), batch time p50/p95, CPU utilisation of the
+process tree (this process plus its children, e.g. DataLoader workers, read from ``/proc``),
+peak RSS of the process tree (sampled from ``/proc`` by a thread) and, on a GPU, the peak
+device memory in use.
 
-Loaders:
+Rows (``--loaders``):
 
-* ``videomix-dali``: this project's DALI pipeline (``VideoLoader``), mixing off and on;
-* ``pyav``: the common baseline, a torch ``DataLoader`` (``num_workers`` = cores) whose Dataset
-  decodes the clip's frames with PyAV and applies torch transforms (crop the same window, resize
-  with ``interpolate(bilinear, antialias=True)``, flip, normalise, NCTHW); the batch is mixed in
+* ``decode-limit``: the decode-only limit (CPU only), a process per core decoding with PyAV
+  only the frames each clip needs (seek to the keyframe at or before it, decode to its last
+  frame, no colour conversion, no batch); what any CPU loader can at best reach here;
+* ``pyav``: the common baseline written well, a torch ``DataLoader`` (``num_workers`` = cores)
+  whose Dataset seeks to the keyframe at or before the clip, decodes to its last frame with
+  PyAV and applies torch transforms (crop the same window, resize with
+  ``interpolate(bilinear, antialias=True)``, flip, normalise, NCTHW); the batch is mixed in
   the training loop by :func:`timm_style_mix`, a small timm-style function written here;
-* ``torchcodec`` (CPU), ``torchcodec-cuda`` and ``decord``: the same Dataset with another
-  decoder, each only where the package imports (otherwise listed as skipped, with the reason).
+* ``torchcodec`` (CPU), ``torchcodec-cuda`` and ``decord`` (``pip install
+  'videomix-dali[bench]'``): the same Dataset with another decoder, each only where the
+  package imports (otherwise listed as skipped, with the reason);
+* ``dali-reader``: what NVIDIA's DALI examples teach, ``fn.experimental.readers.video`` +
+  ``fn.random_resized_crop`` + ``fn.crop_mirror_normalize``, mixed in the training loop;
+* ``videomix-dali``: this project's DALI pipeline (``VideoLoader``), mixing off and on (inside
+  the pipeline).
 
 ``--op`` times the mixing op alone against a plain copy of the same bytes (the memory-bound lower
 bound) on the CPU, and with CuPy on the GPU where there is one.
@@ -58,7 +73,13 @@ def load_model_factory(spec: str) -> ModelFactory | None:
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", help="folder or index file (default: the demo train split)")
+    p.add_argument(
+        "--data",
+        default="bench",
+        help="'bench' (the Kinetics-like corpus, default), 'demo' (the tiny demo clips) or a "
+        "folder / index file",
+    )
+    p.add_argument("--bench-root", default="data/bench", help="where the bench corpus lives")
     p.add_argument("--demo-root", default="data/demo", help="where the demo dataset lives")
     p.add_argument("--recipe", default="demo")
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
@@ -68,7 +89,10 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crop", type=positive_int, help="output size (recipe's crop_size)")
     p.add_argument("--mix", default="spatial", help="mode of the mixed rows ('none': no rows)")
     p.add_argument("--duration", type=seconds, default=20.0, help="measured seconds per row")
-    p.add_argument("--warmup", type=seconds, default=5.0, help="warm-up seconds per row")
+    p.add_argument("--warmup", type=seconds, default=5.0, help="warm-up seconds per row+round")
+    p.add_argument(
+        "--rounds", type=positive_int, default=3, help="interleaved rounds sharing --duration"
+    )
     p.add_argument(
         "--loaders",
         default=",".join(LOADERS),
@@ -118,6 +142,7 @@ def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
         mix=args.mix,
         duration=args.duration,
         warmup=args.warmup,
+        rounds=args.rounds,
         loaders=args.loaders,
         workers=args.workers,
         threads=args.threads,
@@ -129,6 +154,7 @@ def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
         json_path=args.json_path,
         plot_path=args.plot_path,
         demo_root=args.demo_root,
+        bench_root=args.bench_root,
     )
 
 
@@ -136,8 +162,10 @@ def add_bench_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``bench`` to an argparse ``subparsers`` object (its ``func`` runs the bench)."""
     p = subparsers.add_parser(
         "bench",
-        help="loader throughput vs PyAV/torchcodec/decord baselines (or --op: the mix op)",
-        description=__doc__.split("\n\n")[0],
+        help="loader throughput vs PyAV/decord/torchcodec/DALI-reader peers and the decode-only "
+        "limit (or --op: the mix op)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_arguments(p)
     p.set_defaults(func=cmd_bench)

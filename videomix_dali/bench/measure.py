@@ -41,7 +41,10 @@ def measure_stream(
     gpu: bool,
 ) -> dict[str, Any]:
     """Pull batches: ``warmup`` seconds (at least one batch), then ``duration`` seconds (at
-    least two batches) measured. The monitor covers building the loader and the warm-up."""
+    least two batches) measured. The monitor covers building the loader and the warm-up.
+
+    Also returns ``batch_s``, every measured batch time in seconds, for :func:`merge_rounds`.
+    """
     import torch
 
     cores = cpu_cores()
@@ -92,4 +95,31 @@ def measure_stream(
         "clips": clips,
         "wall_s": round(wall, 3),
         "batch_shape": list(shape),
+        "batch_s": times,
+    }
+
+
+def merge_rounds(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One row from the :func:`measure_stream` results of the same row in several rounds:
+    throughput over all clips and wall seconds, batch-time percentiles over all batches, CPU
+    utilisation weighted by wall time, the peak memories; ``rounds_clips_per_s`` lists each
+    round's clips/s (their spread shows how steady the machine was)."""
+    wall = sum(p["wall_s"] for p in parts)
+    clips = sum(p["clips"] for p in parts)
+    times = [t for p in parts for t in p["batch_s"]]
+    gpu = [p["gpu_mem_mb"] for p in parts if p["gpu_mem_mb"] is not None]
+    return {
+        "clips_per_s": round(clips / wall, 2),
+        "frames_per_s": round(sum(p["frames_per_s"] * p["wall_s"] for p in parts) / wall, 1),
+        "batch_ms_p50": _percentile_ms(times, 50),
+        "batch_ms_p95": _percentile_ms(times, 95),
+        "cpu_util": round(sum(p["cpu_util"] * p["wall_s"] for p in parts) / wall, 3),
+        "peak_rss_mb": max(p["peak_rss_mb"] for p in parts),
+        "peak_pss_mb": max(p["peak_pss_mb"] for p in parts),
+        "gpu_mem_mb": max(gpu) if gpu else None,
+        "batches": len(times),
+        "clips": clips,
+        "wall_s": round(wall, 3),
+        "batch_shape": parts[0]["batch_shape"],
+        "rounds_clips_per_s": [p["clips_per_s"] for p in parts],
     }

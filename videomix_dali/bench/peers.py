@@ -10,30 +10,60 @@ from typing import Any
 import numpy as np
 
 
-def decode_pyav(path: str | Path, frames: Sequence[int]) -> np.ndarray:
-    """Frames ``frames`` (indices in decode order) of ``path`` as (T, H, W, 3) uint8 RGB.
+def _decode_window(container: Any, first: int, last: int) -> Iterator[tuple[int, Any]]:
+    """(frame index, ``av.VideoFrame``) of ``container``'s first video stream, from the
+    keyframe at or before frame ``first`` through frame ``last`` (or the end of the file).
 
-    Decodes from the start up to the last wanted frame, converting only the wanted ones (what a
-    typical PyAV Dataset does for short clips); past the end the last frame repeats.
+    Seeks to ``first``'s timestamp (``backward=True``: the keyframe at or before it) and numbers
+    frames by timestamp and the stream's average rate, as PyTorchVideo's PyAV decoder does;
+    one decoder thread (the process pool or the DataLoader workers use the cores).
+    """
+    stream = container.streams.video[0]
+    stream.codec_context.thread_count = 1
+    rate, tb, t0 = stream.average_rate, stream.time_base, stream.start_time or 0
+    if first > 0:
+        container.seek(t0 + round(first / rate / tb), stream=stream, backward=True)
+    for frame in container.decode(stream):
+        index = round((frame.pts - t0) * tb * rate)
+        yield index, frame
+        if index >= last:
+            return
+
+
+def decode_pyav(path: str | Path, frames: Sequence[int]) -> np.ndarray:
+    """Frames ``frames`` (indices in presentation order) of ``path`` as (T, H, W, 3) uint8 RGB.
+
+    Seeks to the keyframe at or before the first wanted frame, decodes up to the last one and
+    converts only the wanted ones; past the end the last frame repeats.
     """
     import av
 
     wanted = {int(i) for i in frames}
-    last = max(wanted)
     got: dict[int, np.ndarray] = {}
     with av.open(str(path)) as container:
         frame = None
-        for i, frame in enumerate(container.decode(video=0)):
+        for i, frame in _decode_window(container, min(wanted), max(wanted)):
             if i in wanted:
                 got[i] = frame.to_ndarray(format="rgb24")
-            if i >= last:
-                break
         if frame is None:
             raise RuntimeError(f"{path}: no video frame decoded")
         if len(got) < len(wanted):  # the file ends early: repeat its last frame
             tail = frame.to_ndarray(format="rgb24")
             got.update({i: tail for i in wanted if i not in got})
     return np.stack([got[int(i)] for i in frames])
+
+
+def decode_only(jobs: Sequence[tuple[str, int, int]]) -> list[int]:
+    """The decode-only limit's work for ``jobs`` of (path, first frame, last frame): decode
+    each window as :func:`decode_pyav` does, without colour conversion; frames decoded per job.
+    """
+    import av
+
+    counts = []
+    for path, first, last in jobs:
+        with av.open(path) as container:
+            counts.append(sum(1 for _ in _decode_window(container, first, last)))
+    return counts
 
 
 def decode_torchcodec(device: str) -> Callable[[str | Path, Sequence[int]], Any]:

@@ -1,4 +1,5 @@
-"""``run_bench``: every requested loader, mixing off and on, measured the same way."""
+"""``run_bench``: every requested loader, mixing off and on, measured the same way, in
+interleaved rounds."""
 
 from __future__ import annotations
 
@@ -10,10 +11,35 @@ from pathlib import Path
 from typing import Any
 
 from .machine import cpu_cores, machine_info
-from .measure import measure_stream
+from .measure import measure_stream, merge_rounds
 from .model import ModelFactory, model_fields
 from .report import add_ratios, format_table, plot_report, write_json
-from .streams import loader_kwargs, make_stream, parse_loaders, skip_reason
+from .streams import LIMIT, loader_kwargs, make_stream, parse_loaders, skip_reason
+
+#: what ``data="bench"`` and ``data="demo"`` read, as the report's tables name them
+DATA_LABELS = {
+    "bench": "Kinetics-like bench corpus (bench-data: 340x256, 30 fps, 300 frames, keyframe "
+    "every 150)",
+    "demo": "demo clips (128x96, 48 frames): tiny, not shaped like real datasets",
+}
+
+
+def resolve_data(
+    data: str | Path | None, device: str, bench_root: str | Path, demo_root: str | Path
+) -> tuple[Path, str]:
+    """(folder or index to read, kind): ``None`` or ``"bench"`` is the bench corpus under
+    ``bench_root`` and ``"demo"`` the demo train split under ``demo_root`` (each made first
+    if absent); anything else is a path of kind ``"custom"`` (``./demo`` for a folder named
+    demo)."""
+    if data is None or data == "bench":
+        from .data import bench_split
+
+        return bench_split(bench_root, device), "bench"
+    if data == "demo":
+        from ..demo import demo_split
+
+        return demo_split(demo_root, "train", device), "demo"
+    return Path(data), "custom"
 
 
 def run_bench(
@@ -28,6 +54,7 @@ def run_bench(
     mix: str = "spatial",
     duration: float = 20.0,
     warmup: float = 5.0,
+    rounds: int = 1,
     loaders: str | Sequence[str] | None = None,
     workers: int | None = None,
     threads: int | None = None,
@@ -37,10 +64,17 @@ def run_bench(
     json_path: str | Path | None = None,
     plot_path: str | Path | None = None,
     demo_root: str | Path = "data/demo",
+    bench_root: str | Path = "data/bench",
     verbose: bool = True,
 ) -> dict[str, Any]:
     """Run every loader in ``loaders`` (default: all of :data:`LOADERS`) with mixing off and
-    with ``mix`` (skip the mixed rows with ``mix="none"``); return the report (the JSON).
+    with ``mix`` (skip the mixed rows with ``mix="none"``; the decode-only limit is never
+    mixed); return the report (the JSON).
+
+    ``data``: see :func:`resolve_data` (default: the bench corpus). The rows run in
+    ``rounds`` interleaved rounds (the command line's default is 3), each measuring every row
+    for ``duration / rounds`` seconds after ``warmup`` seconds, so that a change in the
+    machine's load hits every row alike.
 
     ``workers`` (DataLoader workers of the peers) and ``threads`` (DALI threads) default to
     the number of cores. ``model`` (GPU only) also times training steps fed by each loader;
@@ -62,16 +96,17 @@ def run_bench(
             raise ValueError(f"{name}={value!r} must be a finite number >= 0")
     if duration <= 0:
         raise ValueError(f"duration={duration!r} must be > 0")
+    if not isinstance(rounds, int) or rounds < 1:
+        raise ValueError(f"rounds={rounds!r} must be an int >= 1")
     if model is not None and device != "gpu":
         raise ValueError("--model times training steps on the GPU; it needs --device gpu")
     names = parse_loaders(loaders)
     cores = cpu_cores()
-    if data is None:
-        from ..demo import demo_split
-
-        data = demo_split(demo_root, "train", device)
+    data, kind = resolve_data(data, device, bench_root, demo_root)
     cfg: dict[str, Any] = {
         "data": str(data),
+        "dataset": kind,
+        "data_label": DATA_LABELS.get(kind, str(data)),
         "recipe": recipe,
         "device": device,
         "batch_size": batch_size,
@@ -94,6 +129,7 @@ def run_bench(
         mix=mix,
         duration_s=duration,
         warmup_s=warmup,
+        rounds=rounds,
         loaders=names,
         videos=len(probe.entries),
         classes=probe.num_classes,
@@ -115,6 +151,7 @@ def run_bench(
         "skipped": [],
     }
     gpu = device == "gpu"
+    rows = []
     for name in names:
         reason = skip_reason(name, device)
         if reason is not None:
@@ -122,20 +159,30 @@ def run_bench(
             if verbose:
                 print(f"skip {name}: {reason}", flush=True)
             continue
-        for mode in mixes:
+        rows += [(name, mode) for mode in ([None] if name == LIMIT else mixes)]
+    parts: dict[tuple[str, str | None], list[dict[str, Any]]] = {row: [] for row in rows}
+    for r_idx in range(rounds):
+        for name, mode in rows:
             if verbose:
-                print(f"bench {name} mix={mode or 'none'} ...", flush=True)
+                print(f"round {r_idx + 1}/{rounds}: {name} mix={mode or 'none'} ...", flush=True)
             make = partial(make_stream, name, data, cfg, mode)
-            row = {"loader": name, "device": device, "mix": mode or "none"}
-            row.update(
+            parts[name, mode].append(
                 measure_stream(
-                    make, warmup=warmup, duration=duration, num_frames=cfg["frames"], gpu=gpu
+                    make,
+                    warmup=warmup,
+                    duration=duration / rounds,
+                    num_frames=cfg["frames"],
+                    gpu=gpu,
                 )
             )
-            if model is not None:
-                row.update(model_fields(model, make, cfg, warmup, duration, model_factory))
-            report["results"].append(row)
             gc.collect()
+    for name, mode in rows:
+        row = {"loader": name, "device": device, "mix": mode or "none"}
+        row.update(merge_rounds(parts[name, mode]))
+        if model is not None and name != LIMIT:
+            make = partial(make_stream, name, data, cfg, mode)
+            row.update(model_fields(model, make, cfg, warmup, duration, model_factory))
+        report["results"].append(row)
     add_ratios(report)
     if verbose:
         print(format_table(report), flush=True)

@@ -4,20 +4,31 @@ batches built from the same ``VideoLoader`` settings (``cfg``)."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .peers import PeerClipDataset, SamplerBatches, decode_decord, decode_pyav, decode_torchcodec
+from .peers import (
+    PeerClipDataset,
+    SamplerBatches,
+    decode_decord,
+    decode_only,
+    decode_pyav,
+    decode_torchcodec,
+)
 from .timm_mix import timm_style_mix
 
 BASELINE = "pyav"
 OURS = "videomix-dali"
-#: every loader ``--loaders`` accepts, in the order they run (fork-based DataLoaders first, so
-#: their workers are forked before any DALI thread pool exists in this process)
-LOADERS = ("pyav", "torchcodec", "torchcodec-cuda", "decord", OURS)
+#: the decode-only limit: PyAV decodes each clip's frames (from the keyframe at or before it)
+#: and nothing else, in a process per core; clips/s, no batch of pixels
+LIMIT = "decode-limit"
+DALI_READER = "dali-reader"
+#: every loader ``--loaders`` accepts, in the order they run in each round (forking ones first)
+LOADERS = (LIMIT, "pyav", "torchcodec", "torchcodec-cuda", "decord", DALI_READER, OURS)
 
 
 def parse_loaders(loaders: str | Sequence[str] | None) -> list[str]:
@@ -36,6 +47,8 @@ def skip_reason(name: str, device: str) -> str | None:
     """Why peer ``name`` cannot run here (None: it can)."""
     import torch
 
+    if name == LIMIT and device != "cpu":
+        return "the PyAV decode-only limit bounds CPU decoding; run it with --device cpu"
     module = {"torchcodec": "torchcodec", "torchcodec-cuda": "torchcodec", "decord": "decord"}
     if name in module:
         try:
@@ -69,14 +82,24 @@ def loader_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
 def make_stream(
     name: str, data: str | Path, cfg: dict[str, Any], mix_mode: str | None
 ) -> Iterator[tuple[Any, Any]]:
-    """A fresh stream of loader ``name`` over ``data``, mixed with ``mix_mode`` (None: not)."""
+    """A fresh stream of loader ``name`` over ``data``, mixed with ``mix_mode`` (None: not).
+
+    The :data:`LIMIT` stream yields (frames decoded per clip (N,) int, None): clips, no pixels.
+    """
     from ..loader import VideoLoader
     from ..mix import VideoMix
 
     if name == OURS:
         mix = VideoMix(mix_mode, seed=cfg["seed"]) if mix_mode is not None else None
         return _dali_stream(VideoLoader(data, mix=mix, **loader_kwargs(cfg)))
-    return _peer_stream(name, VideoLoader(data, **loader_kwargs(cfg)), cfg, mix_mode)
+    loader = VideoLoader(data, **loader_kwargs(cfg))
+    if name == LIMIT:
+        return _limit_stream(loader, cfg["workers"])
+    if name == DALI_READER:
+        from .dali_reader import dali_reader_batches
+
+        return _mixed_in_loop(dali_reader_batches(loader, cfg), loader, cfg, mix_mode)
+    return _peer_stream(name, loader, cfg, mix_mode)
 
 
 def _dali_stream(loader: Any) -> Iterator[tuple[Any, Any]]:
@@ -84,14 +107,32 @@ def _dali_stream(loader: Any) -> Iterator[tuple[Any, Any]]:
         yield from loader
 
 
+def _limit_stream(loader: Any, workers: int) -> Iterator[tuple[np.ndarray, None]]:
+    """The decode-only limit over the sampler's clips: :func:`decode_only` per batch in a pool
+    of ``workers`` processes, ``2 * workers`` batches in flight."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    def jobs(clips: list[Any]) -> list[tuple[str, int, int]]:
+        path = [str(loader.entries[c.item].path) for c in clips]
+        return [(p, int(c.frames.min()), int(c.frames.max())) for p, c in zip(path, clips)]
+
+    batches = iter(SamplerBatches(loader.sampler))
+    pool = ProcessPoolExecutor(workers)
+    try:
+        pending = deque(pool.submit(decode_only, jobs(next(batches))) for _ in range(2 * workers))
+        while True:
+            counts = pending.popleft().result()
+            pending.append(pool.submit(decode_only, jobs(next(batches))))
+            yield np.asarray(counts), None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _peer_stream(
     name: str, loader: Any, cfg: dict[str, Any], mix_mode: str | None
 ) -> Iterator[tuple[Any, Any]]:
     """Batches of peer ``name`` (mixed in the training loop when ``mix_mode``)."""
-    import torch
     from torch.utils.data import DataLoader
-
-    from ..mix import VideoMix
 
     device = cfg["device"]
     if name == "pyav":
@@ -112,10 +153,23 @@ def _peer_stream(
         pin_memory=device == "gpu" and workers > 0,
         prefetch_factor=2 if workers > 0 else None,
     )
+    return _mixed_in_loop(data, loader, cfg, mix_mode)
+
+
+def _mixed_in_loop(
+    batches: Iterable[tuple[Any, Any]], loader: Any, cfg: dict[str, Any], mix_mode: str | None
+) -> Iterator[tuple[Any, Any]]:
+    """``batches`` on the bench's device, mixed in the training loop when ``mix_mode``:
+    :func:`timm_style_mix`, or the library op for ``perframe``."""
+    import torch
+
+    from ..mix import VideoMix
+
+    device = cfg["device"]
     rng = np.random.default_rng(cfg["seed"])
     library_mix = VideoMix(mix_mode, seed=cfg["seed"]) if mix_mode == "perframe" else None
     num_classes = loader.num_classes
-    for video, label in data:
+    for video, label in batches:
         if device == "gpu":
             video = video.to("cuda", non_blocking=True)
             label = label.to("cuda", non_blocking=True)

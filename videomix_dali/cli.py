@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from .argtypes import positive_int
 from .bench import add_bench_parser
+from .prepare import CODECS, DEFAULT_GOP, DEFAULT_SHORT_SIDE, FAILURES, prepare
 
 
 def cmd_demo_data(args: argparse.Namespace) -> None:
@@ -38,6 +39,34 @@ def cmd_demo_features(args: argparse.Namespace) -> None:
 
     root = make_demo_features(args.dir, seed=args.seed)
     print(f"demo features ready in {root}")
+
+
+def cmd_prepare(args: argparse.Namespace) -> None:
+    """Re-encode a dataset for fast decode; exit non-zero when no file could be prepared."""
+    result = prepare(
+        args.src,
+        args.dst,
+        codec=args.codec,
+        short_side=args.short_side,
+        gop=args.gop,
+        workers=args.workers,
+        fmt=args.fmt,
+        root=args.root,
+        split=args.split,
+    )
+    print(
+        f"prepared {result.prepared} file(s): {result.encoded} encoded now, "
+        f"{result.reused} done by an earlier run; {len(result.failures)} failed"
+    )
+    for path, codec, reason in result.failures[:10]:
+        print(f"  failed ({codec}): {path}: {reason}")
+    if result.failures:
+        print(f"  all failures: {args.dst}/{FAILURES}")
+    if not result.prepared:
+        raise SystemExit(f"videomix-dali prepare: error: no file of {args.src} could be prepared")
+    for codec, index in result.indexes.items():
+        fmt = f", fmt={result.fmt!r}" if result.fmt == "hmdb51" and index.is_dir() else ""
+        print(f"{codec}: read it with VideoLoader({str(index)!r}{fmt})")
 
 
 def cmd_stream(args: argparse.Namespace) -> None:
@@ -133,6 +162,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", help="output folder, e.g. data/demo-features")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo_features)
+
+    p = sub.add_parser("prepare", help="re-encode a dataset into the layout that decodes fastest")
+    p.add_argument("src", help="folder-per-class directory or index file")
+    p.add_argument("dst", help="output root")
+    p.add_argument(
+        "--codec",
+        default="vp9",
+        choices=CODECS,
+        help="vp9 (.webm, CPU backend), h264 (.mkv, NVDEC) or both (DST/vp9 and DST/h264)",
+    )
+    p.add_argument("--short-side", type=positive_int, default=DEFAULT_SHORT_SIDE, help="pixels")
+    p.add_argument("--gop", type=positive_int, default=DEFAULT_GOP, help="frames per keyframe")
+    p.add_argument("--workers", type=positive_int, help="processes (default: all cores)")
+    p.add_argument("--fmt", help="index format (default: detected; see read_index)")
+    p.add_argument("--root", help="folder the index's paths are relative to")
+    p.add_argument("--split", help="split to read (see read_index)")
+    p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("stream", help="stream augmented batches and print clips/s")
     p.add_argument("--data", help="folder or index file (default: the demo train split)")

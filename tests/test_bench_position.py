@@ -32,3 +32,19 @@ def test_position_bench_needs_two_long_videos(tmp_path):
     video = write_video(tmp_path / "v.webm", ramp_video(12, 32, 48, 0))
     with pytest.raises(ValueError, match="need at least 2 videos of >= 10 frames, got 1"):
         run_position_bench([video], tmp_path / "work", num_frames=2, stride=4, rounds=1)
+
+
+def test_bench_cli_positions_on_a_folder(tmp_path, capsys):
+    import json
+
+    from videomix_dali.bench.cli import main
+
+    for i in range(2):
+        write_video(tmp_path / "data" / f"c{i}" / "v.webm", ramp_video(12, 32, 48, i), gop=4)
+    out = tmp_path / "positions.json"
+    main(["--positions", "--data", str(tmp_path / "data"), "--frames", "2", "--stride", "2",
+          "--crop", "32", "--rounds", "1", "--json", str(out)])  # fmt: skip
+    report = json.loads(out.read_text())
+    (result,) = report["results"].values()
+    assert result["videos"] == 2 and result["span_frames"] == 3
+    assert "window at frame 0" in capsys.readouterr().out

@@ -33,6 +33,10 @@ Rows (``--loaders``):
 * ``videomix-dali``: this project's DALI pipeline (``VideoLoader``), mixing off and on (inside
   the pipeline).
 
+``--positions`` times a window at frame 0 against one in the last frames of each video
+(through index sub-ranges): with keyframe-aligned input a clip's cost should follow the clip,
+not its position in the file.
+
 ``--op`` times the mixing op alone against a plain copy of the same bytes (the memory-bound lower
 bound) on the CPU, and with CuPy on the GPU where there is one.
 
@@ -44,6 +48,7 @@ from __future__ import annotations
 import argparse
 import importlib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ..argtypes import positive_int, seconds
@@ -110,10 +115,38 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", dest="json_path", help="write the report as JSON here")
     p.add_argument("--plot", dest="plot_path", help="write a PNG bar chart here")
     p.add_argument("--op", action="store_true", help="micro-benchmark the mix op instead")
+    p.add_argument(
+        "--positions",
+        action="store_true",
+        help="instead: decode time of a window at frame 0 vs one in the last frames of each "
+        "video (the corpus' 10-s and 30-s videos, or --data)",
+    )
     p.add_argument("--op-repeats", type=positive_int, default=20)
 
 
 def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
+    if args.positions:
+        import tempfile
+
+        from ..recipes import load_recipe
+        from .machine import cpu_cores
+        from .position import run_positions
+
+        r = load_recipe(args.recipe).replace(
+            num_frames=args.frames, stride=args.stride, crop_size=args.crop
+        )
+        with tempfile.TemporaryDirectory(prefix="videomix-positions-") as work:
+            return run_positions(
+                args.data,
+                bench_root=args.bench_root,
+                work=Path(work),
+                num_frames=r.num_frames,
+                stride=r.stride,
+                crop=r.crop_size,
+                rounds=args.rounds,
+                threads=args.threads or cpu_cores(),
+                json_path=args.json_path,
+            )
     if args.op:
         from ..recipes import load_recipe
 

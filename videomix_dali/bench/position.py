@@ -14,8 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..index import read_index
 from ..loader import VideoLoader
 from ..probe import probe_videos
+from .data import make_bench_data
+from .report import write_json
 
 
 def _index(path: Path, root: Path, videos: list[tuple[Path, int]], span: int, last: bool) -> Path:
@@ -83,3 +86,41 @@ def run_position_bench(
         "ms_per_clip_last": round(per_clip["last"] * 1000, 2),
         "last_over_first": round(per_clip["last"] / per_clip["first"], 3),
     }
+
+
+def run_positions(
+    data: str,
+    *,
+    bench_root: str | Path,
+    work: Path,
+    num_frames: int,
+    stride: int,
+    crop: int,
+    rounds: int,
+    threads: int,
+    json_path: str | Path | None = None,
+) -> dict[str, Any]:
+    """:func:`run_position_bench` on the bench corpus' 10-s and 30-s videos (``data="bench"``)
+    or on the videos of one folder / index; prints a table, optionally writes the JSON."""
+    if data == "bench":
+        root = make_bench_data(bench_root)
+        sets = {"10-s videos": root / "train", "30-s videos": root / "long"}
+    else:
+        sets = {str(data): Path(data)}
+    report: dict[str, Any] = {"num_frames": num_frames, "stride": stride, "results": {}}
+    for name, source in sets.items():
+        videos = [e.path for e in read_index(source).entries]
+        result = run_position_bench(
+            videos, work / name.replace(" ", "-"), num_frames=num_frames, stride=stride,
+            crop=crop, rounds=rounds, threads=threads,
+        )  # fmt: skip
+        report["results"][name] = result
+        print(
+            f"{name:>14}: window at frame 0 {result['ms_per_clip_first']:7.1f} ms/clip, "
+            f"last {result['span_frames']} frames {result['ms_per_clip_last']:7.1f} ms/clip, "
+            f"ratio {result['last_over_first']:.2f} ({result['videos']} videos, "
+            f"{result['uncut']} uncut)"
+        )
+    if json_path:
+        write_json(report, json_path)
+    return report

@@ -328,3 +328,10 @@ def test_st_cam_shape_identity_and_png(demo, tmp_path):
 
     saved = np.load(tmp_path / "cams" / f"stcam_{v1.stem}+{v2.stem}.npy")
     assert saved.shape == (2, 4, 2, 2)  # T 4; 32 / 16 with the last stride 1
+
+    # a grid: two videos x two checkpoints, each row the CAM of the video's folder class
+    grid = tmp_path / "grid.png"
+    cam_main(
+        ["--checkpoint", str(ckpt), str(ckpt), "--video", str(v1), str(v2), "--out", str(grid)]
+    )
+    assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

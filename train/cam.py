@@ -8,6 +8,10 @@ not depend on the stride, so the trained checkpoint loads as it is) for a finer 
 
     python -m train.cam --checkpoint runs/x/checkpoint.pt --video A.webm \\
         [--video2 B.webm --mix spatial] [--classes move_left,move_up] --out cams/
+    python -m train.cam --checkpoint none.pt spatial.pt --video A.webm B.webm --out grid.png
+
+With several checkpoints or videos, one grid: per video its frames, then one row per checkpoint
+with the CAM of the video's class (its folder name; else the checkpoint's top-1).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from videomix_dali.recipes import load_recipe
 from .checkpoint import load_checkpoint
 from .models import build_model, loader_frames
 
-__all__ = ["compute_cam", "render_cam_png", "upsample_cam"]
+__all__ = ["cam_grid", "compute_cam", "render_cam_grid", "render_cam_png", "upsample_cam"]
 
 
 @torch.no_grad()
@@ -47,6 +51,46 @@ def upsample_cam(cam: torch.Tensor, size: tuple[int, int, int]) -> torch.Tensor:
     return up / peak[:, None, None, None]
 
 
+def render_cam_grid(
+    rows: list[tuple[str, np.ndarray, np.ndarray | None]],
+    path: str | Path,
+    *,
+    title: str = "",
+    max_frames: int = 8,
+) -> Path:
+    """Grid PNG, one row per ``(label, frames (T, H, W, 3) uint8, cam (T, H, W) in [0, 1] or
+    None)``: the frames, with the CAM overlaid where given; columns: up to ``max_frames``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = rows[0][1].shape[0]
+    cols = np.unique(np.linspace(0, t - 1, min(t, max_frames)).round().astype(int))
+    fig, axes = plt.subplots(
+        len(rows), len(cols), figsize=(1.6 * len(cols), 1.7 * len(rows)), squeeze=False
+    )
+    for i, (label, frames, cam) in enumerate(rows):
+        for j, ti in enumerate(cols):
+            ax = axes[i, j]
+            ax.imshow(frames[ti])
+            if cam is not None:
+                ax.imshow(cam[ti], cmap="jet", alpha=0.5, vmin=0, vmax=1)
+            elif i == 0:
+                ax.set_title(f"t={ti}", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[i, 0].set_ylabel(label, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def render_cam_png(
     frames: np.ndarray,
     cams: np.ndarray,
@@ -57,36 +101,9 @@ def render_cam_png(
     max_frames: int = 8,
 ) -> Path:
     """Grid PNG: row 0 the frames (T, H, W, 3 uint8), then one overlay row per class."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    t = frames.shape[0]
-    cols = np.unique(np.linspace(0, t - 1, min(t, max_frames)).round().astype(int))
-    rows = 1 + len(class_names)
-    fig, axes = plt.subplots(rows, len(cols), figsize=(1.6 * len(cols), 1.7 * rows), squeeze=False)
-    for j, ti in enumerate(cols):
-        axes[0, j].imshow(frames[ti])
-        axes[0, j].set_title(f"t={ti}", fontsize=8)
-        for i in range(len(class_names)):
-            ax = axes[i + 1, j]
-            ax.imshow(frames[ti])
-            ax.imshow(cams[i, ti], cmap="jet", alpha=0.5, vmin=0, vmax=1)
-        for i in range(rows):
-            axes[i, j].set_xticks([])
-            axes[i, j].set_yticks([])
-    axes[0, 0].set_ylabel("input", fontsize=8)
-    for i, name in enumerate(class_names):
-        axes[i + 1, 0].set_ylabel(f"CAM: {name}", fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    rows = [("input", frames, None)]
+    rows += [(f"CAM: {name}", frames, cam) for name, cam in zip(class_names, cams, strict=True)]
+    return render_cam_grid(rows, path, title=title, max_frames=max_frames)
 
 
 def _to_frames(clip: torch.Tensor, mean, std) -> np.ndarray:
@@ -112,31 +129,24 @@ def _class_ids(spec: str | None, classes: list[str], fallback: list[int]) -> lis
     return ids
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m train.cam", description=__doc__.split("\n")[0])
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--video", required=True)
-    p.add_argument("--video2", help="second video, mixed into the first with --mix")
-    p.add_argument("--mix", default="spatial", choices=[m for m in MODES if m != "none"])
-    p.add_argument("--seed", type=int, default=0, help="seed of the mixing box")
-    p.add_argument("--classes", help="class names or ids, comma-separated (default: top-2)")
-    p.add_argument("--last-stride", type=int, default=1, choices=[1, 2])
-    p.add_argument("--out", default="cams")
-    args = p.parse_args(argv)
-
-    ckpt = load_checkpoint(args.checkpoint)
+def _load_model(path: str, last_stride: int) -> tuple[torch.nn.Module, dict, list[str]]:
+    """(model, run config, class names) of a checkpoint of this app."""
+    ckpt = load_checkpoint(path)
     cfg, classes = ckpt["config"], list(ckpt["classes"])
-    model = build_model(
-        cfg["model"], len(classes), width=cfg["width"], last_stride=args.last_stride
-    )
+    model = build_model(cfg["model"], len(classes), width=cfg["width"], last_stride=last_stride)
     model.load_state_dict(ckpt["model"])
+    return model.eval(), cfg, classes
+
+
+def _load_clips(videos: list[str], cfg: dict, model: torch.nn.Module):
+    """The centre test view of each video, (N, C, T, H, W) normalized, and the loader's
+    recipe (for the mean and std)."""
     r = load_recipe(cfg["recipe"])
     t, tau = loader_frames(
         model, cfg.get("num_frames") or r.num_frames, cfg.get("stride") or r.stride
     )
-    videos = [(args.video, 0)] + ([(args.video2, 0)] if args.video2 else [])
     loader = VideoLoader(
-        videos,
+        [(v, 0) for v in videos],
         recipe=cfg["recipe"],
         device="cpu",
         train=False,
@@ -151,24 +161,69 @@ def main(argv: list[str] | None = None) -> int:
         progress=False,
     )
     x, _ = next(iter(loader))
-    title = Path(args.video).name
+    return x, loader.recipe
+
+
+def cam_grid(checkpoints: list[str], videos: list[str], out: str | Path, last_stride=1) -> Path:
+    """One PNG: per video its frames, then per checkpoint the CAM of the video's class (the
+    name of its folder if that is a class, else the checkpoint's top-1), labelled with the
+    checkpoint's mix mode, p(class) and the prediction."""
+    models = [_load_model(c, last_stride) for c in checkpoints]
+    x, recipe = _load_clips(videos, models[0][1], models[0][0])
+    rows: list[tuple[str, np.ndarray, np.ndarray | None]] = []
+    for video, clip in zip(videos, x, strict=True):
+        frames = _to_frames(clip, recipe.mean, recipe.std)
+        folder = Path(video).parent
+        rows.append((f"{folder.parent.name}/{folder.name}", frames, None))
+        for model, cfg, classes in models:
+            with torch.no_grad():
+                probs = model(clip[None]).softmax(1)[0]
+            pred = int(probs.argmax())
+            k = classes.index(folder.name) if folder.name in classes else pred
+            up = upsample_cam(compute_cam(model, clip, [k]), tuple(clip.shape[1:]))[0]
+            label = f"{cfg['mix']}: CAM {classes[k]}\np={float(probs[k]):.2f}, says {classes[pred]}"
+            rows.append((label, frames, up.numpy()))
+    return render_cam_grid(rows, out, title="ST-CAM of each video's class, per model")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m train.cam", description=__doc__.split("\n")[0])
+    p.add_argument("--checkpoint", required=True, nargs="+", help="one, or several for a grid")
+    p.add_argument("--video", required=True, nargs="+", help="one, or several for a grid")
+    p.add_argument("--video2", help="second video, mixed into the first with --mix")
+    p.add_argument("--mix", default="spatial", choices=[m for m in MODES if m != "none"])
+    p.add_argument("--seed", type=int, default=0, help="seed of the mixing box")
+    p.add_argument("--classes", help="class names or ids, comma-separated (default: top-2)")
+    p.add_argument("--last-stride", type=int, default=1, choices=[1, 2])
+    p.add_argument("--out", default="cams", help="folder; a grid: the PNG's path")
+    args = p.parse_args(argv)
+
+    if len(args.checkpoint) > 1 or len(args.video) > 1:
+        if args.video2 or args.classes:
+            raise SystemExit("a grid (several --checkpoint / --video) takes no --video2, --classes")
+        png = cam_grid(args.checkpoint, args.video, args.out, args.last_stride)
+        print(f"ST-CAM grid, {len(args.video)} videos x {len(args.checkpoint)} models: {png}")
+        return 0
+    [video] = args.video
+    model, cfg, classes = _load_model(args.checkpoint[0], args.last_stride)
+    x, recipe = _load_clips([video] + ([args.video2] if args.video2 else []), cfg, model)
+    title = Path(video).name
     if args.video2:
         mix = VideoMix(args.mix, num_classes=len(classes), seed=args.seed, rank=0)
         x, y = mix(x, torch.tensor([0, 1]))
         lam = float(y[0, 0])  # share of the first video's voxels
-        title = f"{args.mix} mix: {Path(args.video).name} ({lam:.2f}) + {Path(args.video2).name}"
+        title = f"{args.mix} mix: {Path(video).name} ({lam:.2f}) + {Path(args.video2).name}"
     clip = x[0]
     with torch.no_grad():
-        model.eval()
         probs = model(clip[None]).softmax(1)[0]
     top = probs.topk(min(2, len(classes))).indices.tolist()
     ids = _class_ids(args.classes, classes, top)
     cam = compute_cam(model, clip, ids)
     up = upsample_cam(cam, tuple(clip.shape[1:]))
-    frames = _to_frames(clip, loader.recipe.mean, loader.recipe.std)
+    frames = _to_frames(clip, recipe.mean, recipe.std)
     names = [f"{classes[i]} (p={float(probs[i]):.2f})" for i in ids]
     out = Path(args.out)
-    stem = Path(args.video).stem + (f"+{Path(args.video2).stem}" if args.video2 else "")
+    stem = Path(video).stem + (f"+{Path(args.video2).stem}" if args.video2 else "")
     png = render_cam_png(frames, up.numpy(), names, out / f"stcam_{stem}.png", title=title)
     np.save(out / f"stcam_{stem}.npy", cam.numpy())
     print(f"ST-CAM {tuple(cam.shape)} (classes x T' x H' x W') for {', '.join(names)}: {png}")

@@ -17,10 +17,11 @@ $(VENV)/.installed: pyproject.toml
 	  $(BIN)/pip install --quiet -e ".[test]"; fi
 	touch $@
 
-# The main job: train a small SlowOnly on the demo data without and with VideoMix, same
-# seed and budget, and print top-1 on the biased and the debiased test split side by side.
+# The main job: train a small SlowOnly on the demo data without and with VideoMix, 3 seeds
+# each with the same budget; print top-1 mean ± std on the biased and the debiased test split
+# and the verdict on the per-seed differences (runs/compare-demo/compare.json).
 demo: setup
-	$(BIN)/python -m train --recipe demo --compare none,spatial
+	$(BIN)/python -m train --recipe demo --compare none,spatial --seeds 3
 
 test: setup
 	$(BIN)/ruff check .

@@ -1,6 +1,8 @@
 """python -m train: train and evaluate a video classifier on the videomix-dali pipeline.
 
-    python -m train --recipe demo --compare none,spatial         # the demo main job
+    python -m train --recipe demo --compare none,spatial --seeds 3   # the demo main job
+    python -m train --recipe demo --ablation                     # every mode, 3 seeds, chart
+    python -m train --recipe ssv2 ... --init-from K400/checkpoint.pt   # fine-tune a backbone
     python -m train --recipe kinetics --data K400/train.csv --val K400/val.csv \\
         --model slowonly50 --mix spatial --out runs/so50-vmix
     python -m train --model slowfast50 --describe                # params + GFLOPs per view
@@ -17,15 +19,17 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
-from dataclasses import fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
+from typing import Any
 
 from videomix_dali.mix import MODES
 from videomix_dali.recipes import list_recipes, load_recipe
 
 from . import distributed as dist_utils
+from .experiment import ABLATION_MODES, format_table, plot_summary, run_grid, write_json
 from .models import available_models, build_model, describe, loader_frames
-from .run import TrainConfig, run
+from .run import TrainConfig, finished_run, run
 
 DEMO_ROOT = "data/demo"
 
@@ -56,6 +60,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--prob", type=float, default=1.0, help="chance to mix a batch")
     p.add_argument("--num-videos", type=int, default=2)
     p.add_argument("--compare", help="comma-separated mix modes trained with the same budget")
+    p.add_argument(
+        "--seeds", type=int, help="runs per mode: seeds SEED..SEED+N-1 (1; --ablation: 3)"
+    )
+    p.add_argument(
+        "--ablation",
+        action="store_true",
+        help=f"--compare {','.join(ABLATION_MODES)} (3 seeds unless --seeds), chart + JSON",
+    )
+    p.add_argument(
+        "--scene-bias",
+        type=float,
+        help="demo: share of train/test_biased videos whose scene matches the class (0.9)",
+    )
+    p.add_argument("--init-from", help="checkpoint whose backbone weights start the run")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
     p.add_argument("--threads", type=int, default=2, help="DALI CPU threads per pipeline")
     p.add_argument("--seed", type=int, default=0)
@@ -76,10 +94,15 @@ def config_from(args: argparse.Namespace, mix: str) -> TrainConfig:
             raise SystemExit(f"--data is required for --recipe {args.recipe}")
         from videomix_dali.demo import SPLITS, demo_split
 
+        root, kw = DEMO_ROOT, {}
+        if args.scene_bias is not None:
+            root, kw = f"{DEMO_ROOT}-bias{args.scene_bias:g}", {"scene_bias": args.scene_bias}
         if dist_utils.is_main():  # one writer; the other ranks wait for it
-            demo_split(DEMO_ROOT, "train", args.device, progress=not args.no_progress)
+            demo_split(root, "train", args.device, progress=not args.no_progress, **kw)
         dist_utils.barrier()
-        train, *tests = (str(demo_split(DEMO_ROOT, s, args.device, progress=False)) for s in SPLITS)
+        train, *tests = (
+            str(demo_split(root, s, args.device, progress=False, **kw)) for s in SPLITS
+        )
         args.data = train
         if args.val is None:
             args.val = tests
@@ -109,6 +132,7 @@ def config_from(args: argparse.Namespace, mix: str) -> TrainConfig:
         "device": args.device,
         "num_threads": args.threads,
         "eval_every": args.eval_every,
+        "init_from": args.init_from,
     }
     assert set(values) == {f.name for f in fields(TrainConfig)}
     return TrainConfig(**values)
@@ -131,44 +155,55 @@ def print_describe(args: argparse.Namespace) -> None:
     print(f"  test views per video ({args.recipe}): {views}")
 
 
-def compare(args: argparse.Namespace, modes: list[str]) -> dict[str, dict]:
-    """Train one run per mode (same seed, budget, model) and print top-1 side by side."""
-    import time
-
+def compare(args: argparse.Namespace, modes: list[str], *, ablation: bool = False) -> dict:
+    """Train every mode with seeds ``args.seed .. args.seed + args.seeds - 1`` (same model and
+    budget), print top-1 mean ± std per test split and the verdicts, write the JSON (and, for
+    the ablation, the chart). A run that already finished with the same config is reused."""
     for m in modes:
         if m not in MODES:
             raise SystemExit(f"--compare: unknown mode {m!r}; choose from {', '.join(MODES)}")
     base = Path(args.out or f"runs/compare-{args.recipe}")
-    table: dict[str, dict] = {}
-    for m in modes:
-        cfg = config_from(args, m)
-        start = time.perf_counter()
-        results = run(cfg, base / m, progress=not args.no_progress)
-        table[m] = {
-            "wall_s": time.perf_counter() - start,
-            **{f"{k} top-1": r.top1 for k, r in results.items()},
-            **{f"{k} top-5": r.top5 for k, r in results.items()},
-        }
-    if dist_utils.is_main():
-        print(format_table(table, cfg))
-    return table
+    num_seeds = args.seeds or (3 if ablation else 1)
+    if num_seeds < 1:
+        raise SystemExit(f"--seeds must be >= 1, got {num_seeds}")
+    seeds = [args.seed + i for i in range(num_seeds)]
 
+    def train_one(mode: str, seed: int) -> dict[str, Any]:
+        cfg = replace(config_from(args, mode), seed=seed)
+        out = base / mode / f"seed{seed}"
+        splits = [Path(v).name for v in cfg.val]
+        done = finished_run(cfg, out)
+        if done is not None:
+            top1 = {s: done[f"{s}/top1"] for s in splits}
+            return {**top1, "wall_s": done["train_time_s"], "reused": True}
+        results = run(cfg, out, progress=False, verbose=False)
+        return {s: results[s].top1 for s in splits}
 
-def format_table(table: dict[str, dict], cfg: TrainConfig) -> str:
-    modes = list(table)
-    rows = [k for k in table[modes[0]] if k.endswith("top-1")] + ["wall_s"]
-    head = f"| {'':<24} | " + " | ".join(f"{m:>10}" for m in modes) + " |"
-    lines = [
-        f"{cfg.model} width {cfg.width}, seed {cfg.seed}, {cfg.epochs or '-'} epochs, "
-        f"batch {cfg.batch_size}, recipe {cfg.recipe}",
-        head,
-        "|" + "-" * 26 + "|" + "|".join("-" * 12 for _ in modes) + "|",
-    ]
-    for r in rows:
-        label = "train+eval wall time (s)" if r == "wall_s" else r
-        cells = [f"{table[m][r]:>10.1f}" for m in modes]
-        lines.append(f"| {label:<24} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    baseline = "none" if "none" in modes else modes[0]
+    result = run_grid(modes, seeds, train_one, baseline=baseline, progress=not args.no_progress)
+    cfg = config_from(args, baseline)
+    result["config"] = {k: v for k, v in asdict(cfg).items() if k not in ("mix", "seed")}
+    name = "ablation" if ablation else "compare"
+    if not dist_utils.is_main():
+        return result
+    head = (
+        f"{cfg.model} width {cfg.width}, {cfg.schedule().epochs} epochs, batch {cfg.batch_size}, "
+        f"recipe {cfg.recipe}, seeds {seeds[0]}..{seeds[-1]}"
+    )
+    print(head)
+    print(format_table(result["summary"], result["splits"], len(seeds)))
+    print("\n".join(result["verdicts"]))
+    if ablation:
+        from videomix_dali.index import read_index
+
+        chance = 100 / len(read_index(cfg.data).classes)
+        png = base / f"{name}.png"
+        plot_summary(result["summary"], result["splits"], png, chance=chance, title=head)
+        print(f"chart: {png}")
+    minutes, seconds = divmod(round(result["wall_s"]), 60)
+    json_path = write_json(result, base / f"{name}.json")
+    print(f"{len(modes) * len(seeds)} runs in {minutes} min {seconds} s; results: {json_path}")
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,8 +215,12 @@ def main(argv: list[str] | None = None) -> int:
         args.epochs = load_recipe("demo").schedule.epochs
     dist_utils.setup(args.device)
     try:
-        if args.compare:
+        if args.ablation:
+            compare(args, list(ABLATION_MODES), ablation=True)
+        elif args.compare:
             compare(args, [m.strip() for m in args.compare.split(",") if m.strip()])
+        elif args.seeds is not None:
+            raise SystemExit("--seeds needs --compare or --ablation")
         else:
             cfg = config_from(args, args.mix)
             out = args.out or f"runs/{cfg.recipe}-{cfg.model}-{cfg.mix}"

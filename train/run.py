@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,12 +16,12 @@ from videomix_dali.mix import VideoMix
 from videomix_dali.recipes import Schedule, load_recipe
 
 from . import distributed as dist_utils
-from .checkpoint import device_of, load_checkpoint, save_checkpoint
+from .checkpoint import device_of, init_from, load_checkpoint, save_checkpoint
 from .evaluate import evaluate, make_eval_loader, write_predictions
 from .models import build_model, loader_frames
 from .trainer import Trainer
 
-__all__ = ["TrainConfig", "build_run", "run"]
+__all__ = ["TrainConfig", "build_run", "finished_run", "run"]
 
 
 @dataclass
@@ -50,6 +51,7 @@ class TrainConfig:
     device: str = "auto"
     num_threads: int = 2
     eval_every: int = 0  # 0: evaluate only after the last epoch
+    init_from: str | None = None  # checkpoint whose backbone weights start the run
 
     def schedule(self) -> Schedule:
         """The recipe's schedule with this run's epochs, lr and warm-up (a warm-up longer
@@ -74,6 +76,10 @@ def build_run(cfg: TrainConfig, *, progress: bool = True):
     num_classes = len(read_index(cfg.data).classes)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, num_classes, width=cfg.width, dropout=cfg.dropout)
+    if cfg.init_from:
+        report = init_from(model, cfg.init_from)
+        if dist_utils.is_main():
+            print(f"--init-from {cfg.init_from}:\n{report}")
     t, tau = loader_frames(model, cfg.num_frames or recipe.num_frames, cfg.stride or recipe.stride)
     mix = None
     if cfg.mix != "none":
@@ -102,9 +108,27 @@ def build_run(cfg: TrainConfig, *, progress: bool = True):
     return model, loader, mix, device, loader_device
 
 
-def run(cfg: TrainConfig, out: str | Path, *, resume: str | None = None, progress=True):
+def finished_run(cfg: TrainConfig, out: str | Path) -> dict[str, Any] | None:
+    """The final record of a run of exactly ``cfg`` that finished in ``out``, else None."""
+    try:
+        lines = (Path(out) / "metrics.jsonl").read_text().splitlines()
+        record = json.loads(lines[-1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return record if record.get("final") and record.get("config") == asdict(cfg) else None
+
+
+def run(
+    cfg: TrainConfig,
+    out: str | Path,
+    *,
+    resume: str | None = None,
+    progress: bool = True,
+    verbose: bool = True,
+):
     """Train ``cfg`` into ``out`` (checkpoint.pt, metrics.jsonl, predictions_*.csv) and
-    evaluate on ``cfg.val``; returns {split: EvalResult} of the final evaluation."""
+    evaluate on ``cfg.val``; returns {split: EvalResult} of the final evaluation.
+    ``verbose=False``: no per-epoch lines (progress bars follow ``progress``)."""
     out = Path(out)
     model, loader, mix, device, loader_device = build_run(cfg, progress=progress)
     schedule = cfg.schedule()
@@ -144,7 +168,7 @@ def run(cfg: TrainConfig, out: str | Path, *, resume: str | None = None, progres
 
     results: dict[str, Any] = {}
     main = dist_utils.is_main()
-    if main:
+    if main and verbose:
         r = loader.recipe
         print(
             f"{cfg.model} (width {cfg.width}) on {cfg.data}: {len(loader.entries)} videos, "
@@ -163,7 +187,7 @@ def run(cfg: TrainConfig, out: str | Path, *, resume: str | None = None, progres
                 record.update(r.metrics(f"{name}/"))
         trainer.log(record)
         save_checkpoint(ckpt_path, trainer, extra)
-        if main:
+        if main and verbose:
             evals = "  ".join(f"{k} {v:.1f}" for k, v in record.items() if k.endswith("top1"))
             print(
                 f"epoch {record['epoch']:3d}  loss {record['train_loss']:.4f}  "
@@ -178,5 +202,6 @@ def run(cfg: TrainConfig, out: str | Path, *, resume: str | None = None, progres
                 out / f"predictions_{name}.csv", r, val_loaders[name].entries, loader.classes
             )
         final = {k: v for n, r in results.items() for k, v in r.metrics(f"{n}/").items()}
-        trainer.log({"final": True, "train_time_s": round(time.perf_counter() - start, 2), **final})
+        seconds = round(time.perf_counter() - start, 2)
+        trainer.log({"final": True, "train_time_s": seconds, **final, "config": asdict(cfg)})
     return results

@@ -8,11 +8,12 @@ not the check):
 - ``pytest-gpu``: every ``gpu``-marked test;
 - ``cpu-gpu-equality``: one mixed batch from the same seed through the whole loader on the
   CPU and on the GPU (same VP9 files, 128x128 so NVDEC takes them);
-- ``bench-gpu``: the GPU bench rows (ours with and without mixing, the PyAV baseline) on
-  the H.264 copies, with ``--model slowonly50`` for ``gpu_fed``;
+- ``bench-gpu``: the GPU bench rows (ours with and without mixing, the PyAV baseline, DALI's
+  reader) on a small Kinetics-shaped H.264 corpus and on the demo's H.264 copies, with
+  ``--model slowonly50`` for ``gpu_fed``;
 - ``train-gpu``: a 2-epoch training run and its evaluation on the H.264 copies.
 
-Writes ``gpu-check.json`` and ``gpu-check.log`` (plus the bench JSON) under ``$OUT`` when
+Writes ``gpu-check.json`` and ``gpu-check.log`` (plus the bench JSONs) under ``$OUT`` when
 set, else ``./gpu-check/``; exits 0 only if every step passed. ``--dry-run`` walks the same
 steps without CUDA (CPU twins, tiny settings) and is part of the test suite.
 """
@@ -27,6 +28,7 @@ import platform
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +36,12 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULT = "GPU-CHECK-RESULT "  # a step's last stdout line: this prefix + JSON details
 # step name -> time limit in seconds on the GPU (the whole check stays under 8 minutes)
 STEPS = {
-    "environment": 60,
-    "nvdec-limits": 60,
+    "environment": 30,
+    "nvdec-limits": 30,
     "pytest-gpu": 150,
     "cpu-gpu-equality": 60,
-    "bench-gpu": 90,
-    "train-gpu": 90,
+    "bench-gpu": 150,
+    "train-gpu": 60,
 }
 MEAN, STD = (114.75,) * 3, (57.375,) * 3  # the demo recipe's, in 0..255 units
 
@@ -193,23 +195,43 @@ def step_cpu_gpu_equality(ctx: dict[str, Any]) -> dict[str, Any]:
 
 
 def step_bench_gpu(ctx: dict[str, Any]) -> dict[str, Any]:
-    """Ours (no mix, spatial mix) and the PyAV baseline on the GPU, with a model fed."""
+    """The GPU bench rows (PyAV baseline, DALI's reader, ours with and without mixing, each
+    feeding a SlowOnly-50) on a small Kinetics-shaped H.264 corpus and on the demo's H.264."""
+    from videomix_dali.bench.data import BenchData, make_bench_data
     from videomix_dali.bench.run import run_bench
 
     dry = ctx["dry_run"]
-    json_path = ctx["out"] / "bench-gpu.json"
-    report = run_bench(
-        ctx["data"] / ("train" if dry else "h264/train"),
-        recipe="demo",
-        device="cpu" if dry else "gpu",
-        loaders="pyav,videomix-dali",
-        duration=1.0 if dry else 8.0,
-        warmup=0.5 if dry else 3.0,
-        model=None if dry else "slowonly50",
-        model_factory=_app_models(),  # loaded in the dry run too, used on the GPU only
-        json_path=json_path,
+    spec = (  # dry: tiny clips; GPU: 340x256, 300 frames, a keyframe every 150
+        BenchData(
+            classes=2, videos_per_class=2, frames=120, long_frames=120, size=(192, 256), gop=60
+        )
+        if dry
+        else BenchData(classes=4, videos_per_class=4)
     )
-    return {"rows": report["results"], "summary": report["summary"], "json": json_path.name}
+    corpus = make_bench_data(ctx["work"] / "bench", replace(spec, h264=True), progress=False)
+    runs = {
+        "kinetics": (corpus / ("train" if dry else "h264/train"), "kinetics", 6.0),
+        "demo": (ctx["data"] / ("train" if dry else "h264/train"), "demo", 3.0),
+    }
+    out: dict[str, Any] = {}
+    for name, (data, recipe, duration) in runs.items():
+        json_path = ctx["out"] / f"bench-gpu-{name}.json"
+        report = run_bench(
+            data,
+            recipe=recipe,
+            device="cpu" if dry else "gpu",
+            batch_size=2 if dry else 8,
+            crop=112 if dry else None,
+            loaders="pyav,dali-reader,videomix-dali",
+            duration=1.0 if dry else duration,
+            warmup=0.5 if dry else 2.0,
+            model=None if dry else "slowonly50",
+            model_factory=_app_models(),  # loaded in the dry run too, used on the GPU only
+            json_path=json_path,
+            verbose=False,
+        )
+        out[name] = {"rows": report["results"], "summary": report["summary"]}
+    return out
 
 
 def _app_models() -> Any:

@@ -34,12 +34,15 @@ def test_dry_run_walks_every_step_and_writes_json_and_log(tmp_path):
     by_step = {s["step"]: s["details"] for s in report["steps"]}
     assert by_step["cpu-gpu-equality"]["targets_equal"] is True
     assert by_step["cpu-gpu-equality"]["max_abs_diff_levels"] == 0.0  # CPU vs CPU: identical
-    assert {r["loader"] for r in by_step["bench-gpu"]["rows"]} == {"pyav", "videomix-dali"}
+    for name in ("kinetics", "demo"):
+        rows = by_step["bench-gpu"][name]["rows"]
+        assert {r["loader"] for r in rows} == {"pyav", "dali-reader", "videomix-dali"}
     assert "skipped" in by_step["pytest-gpu"]["summary"]  # collected, skipped without CUDA
     log = (out / "gpu-check.log").read_text()
     assert all(f"===== {name} (exit 0" in log for name in STEPS)
     assert sorted(p.name for p in out.iterdir()) == [
-        "bench-gpu.json",
+        "bench-gpu-demo.json",
+        "bench-gpu-kinetics.json",
         "gpu-check.json",
         "gpu-check.log",
     ]

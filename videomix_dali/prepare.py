@@ -52,7 +52,7 @@ CODECS: tuple[str, ...] = ("vp9", "h264", "both")
 #: short side of the output in pixels
 DEFAULT_SHORT_SIDE = 256
 #: frames between keyframes; chosen by measurement (README, "Preparing a dataset")
-DEFAULT_GOP = 32
+DEFAULT_GOP = 64
 MANIFEST = "prepare-manifest.jsonl"
 FAILURES = "prepare-failures.txt"
 _PART = ".part"  # temporary output: ".<name>.part" beside the output

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import threading
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -137,3 +140,56 @@ def test_gpu_loader_skips_what_nvdec_cannot_take_with_the_probes_reason(tmp_path
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # past the device check only
     with pytest.raises(ValueError, match=re.escape(f"  {path}: {reason}")):
         VideoLoader([(path, 0)], recipe="demo", device="gpu", progress=False)
+
+
+# --- what is not a regular file is skipped, never opened (issue 14, item 2) -----------------
+
+
+def _unblock_after(fifo, seconds: float) -> threading.Timer:
+    """Open ``fifo`` for writing (and close it) after ``seconds``: a probe stuck reading it then
+    sees end-of-file and the test fails instead of hanging."""
+
+    def unblock() -> None:
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass  # nobody is reading it: nothing hangs
+
+    timer = threading.Timer(seconds, unblock)
+    timer.start()
+    return timer
+
+
+def test_what_is_not_a_regular_file_is_skipped_with_its_kind(tmp_path):
+    fifo, sock, folder = tmp_path / "x.webm", tmp_path / "s.webm", tmp_path / "d.webm"
+    os.mkfifo(fifo)
+    folder.mkdir()
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(sock))
+    timer = _unblock_after(fifo, 10)
+    try:
+        results = probe_videos([fifo, sock, folder, Path("/dev/null")], progress=False)
+    finally:
+        timer.cancel()
+        server.close()
+    assert [r.reason for r in results] == [
+        f"not a regular file ({kind})"
+        for kind in ("FIFO", "socket", "directory", "character device")
+    ]
+
+
+def test_a_fifo_in_a_class_folder_or_an_index_is_skipped_as_such(tmp_path):
+    good = write_video(tmp_path / "walk" / "good.webm", ramp_video(8, 32, 48, 0))
+    fifo = tmp_path / "walk" / "x.webm"
+    os.mkfifo(fifo)
+    (tmp_path / "walk" / "d.webm").mkdir()  # a folder: walked into, not a video
+    timer = _unblock_after(fifo, 10)
+    try:
+        options = {"recipe": "demo", "device": "cpu", "batch_size": 1, "progress": False}
+        by_folder = VideoLoader(tmp_path, **options)
+        by_list = VideoLoader([(good, 0), (fifo, 0)], **options)
+    finally:
+        timer.cancel()
+    for loader in (by_folder, by_list):
+        assert loader.skipped == [(fifo, "not a regular file (FIFO)")]
+        assert [e.path for e in loader.entries] == [good]

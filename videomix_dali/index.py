@@ -111,8 +111,8 @@ class _DirListing:
             try:
                 with os.scandir(directory) as it:
                     for e in it:
-                        try:
-                            names[e.name] = e.is_file()
+                        try:  # a FIFO or a folder exists: the probe says why it is no video
+                            names[e.name] = e.is_file() or os.path.exists(e.path)
                         except OSError:
                             names[e.name] = False
             except OSError:
@@ -120,7 +120,7 @@ class _DirListing:
             self._cache[directory] = names
         return names
 
-    def is_file(self, path: Path) -> bool:
+    def exists(self, path: Path) -> bool:
         return self._names(os.path.dirname(path)).get(os.path.basename(path), False)
 
     def find_video(self, directory: Path, stem: str) -> Path | None:
@@ -337,7 +337,7 @@ def _read_file_list(
     if classes is None:
         k = 1 + max((r[2] for r in rows), default=-1)
         classes = [str(i) for i in range(k)]
-    return _finish(rows, classes, source, _DirListing().is_file)
+    return _finish(rows, classes, source, _DirListing().exists)
 
 
 def _parse_seconds(token: str, name: str, source: str, line: int) -> int:
@@ -524,7 +524,7 @@ def _read_ucf101(
         rows.append(
             (line, _resolve(root, rel, source, line, allow_outside, "line"), label, None, None)
         )
-    return _finish(rows, classes, source, _DirListing().is_file)
+    return _finish(rows, classes, source, _DirListing().exists)
 
 
 def _read_hmdb51(
@@ -578,7 +578,7 @@ def _read_hmdb51(
                 continue
             path = _resolve(root, os.path.join(name, tok[0]), fsrc, line, allow_outside, "line")
             rows.append((line, path, cid, None, None))
-    return _finish(rows, classes, str(source_path), _DirListing().is_file)
+    return _finish(rows, classes, str(source_path), _DirListing().exists)
 
 
 def _read_pairs(
@@ -615,7 +615,7 @@ def _read_pairs(
         rows.append(
             (n, _resolve(root, os.fspath(p), source, n, allow_outside, "entry"), label, None, None)
         )
-    return _finish(rows, classes or [], source, _DirListing().is_file, what="entry")
+    return _finish(rows, classes or [], source, _DirListing().exists, what="entry")
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -58,6 +59,7 @@ class ProbeError(ValueError):
 def probe_video(path: str | Path) -> VideoInfo:
     """Count the frames of ``path``'s first video stream by demuxing (no decode)."""
     path = Path(path)
+    _regular_file(path)
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -94,6 +96,25 @@ def probe_video(path: str | Path) -> VideoInfo:
         cuts=cuts if isinstance(cuts, CutIndex) else None,
         uncut_reason=None if isinstance(cuts, CutIndex) else cuts,
     )
+
+
+_FILE_TYPES = (
+    (stat.S_ISDIR, "directory"),
+    (stat.S_ISFIFO, "FIFO"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+)
+
+
+def _regular_file(path: Path) -> os.stat_result:
+    """``path``'s status; ProbeError for anything but a regular file (``av.open`` would wait
+    forever on a FIFO)."""
+    st = path.stat()
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((name for test, name in _FILE_TYPES if test(st.st_mode)), "unknown type")
+        raise ProbeError(path, f"not a regular file ({kind})")
+    return st
 
 
 def _chroma(pix_fmt: str) -> str:
@@ -185,7 +206,7 @@ def _check_not_truncated(path: Path, container, stream, packets) -> None:
 
 
 def _cache_key(path: Path) -> str:
-    st = path.stat()
+    st = _regular_file(path)
     return f"{path}|{st.st_size}|{st.st_mtime_ns}"
 
 
@@ -206,17 +227,19 @@ def probe_videos(
         cache = json.loads(cache_path.read_text())
     except (OSError, ValueError):
         cache = {}
-    keys = []
+    keys: list[str | ProbeError] = []
     for path in paths:
         try:
             keys.append(_cache_key(path))
+        except ProbeError as exc:
+            keys.append(exc)
         except OSError:
-            keys.append(None)
+            keys.append(ProbeError(path, "cannot stat file"))
     results: list[VideoInfo | ProbeError | None] = [None] * len(paths)
     todo = []
-    for i, (path, key) in enumerate(zip(paths, keys)):
-        if key is None:
-            results[i] = ProbeError(path, "cannot stat file")
+    for i, key in enumerate(keys):
+        if isinstance(key, ProbeError):
+            results[i] = key
         elif key in cache:
             results[i] = VideoInfo.from_json(cache[key])
         else:

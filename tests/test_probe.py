@@ -11,8 +11,11 @@ import re
 import socket
 import threading
 from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 import torch
 from videos import ramp_video, write_video
@@ -193,3 +196,69 @@ def test_a_fifo_in_a_class_folder_or_an_index_is_skipped_as_such(tmp_path):
     for loader in (by_folder, by_list):
         assert loader.skipped == [(fifo, "not a regular file (FIFO)")]
         assert [e.path for e in loader.entries] == [good]
+
+
+# --- truncation, start times and damage (issue 14, item 3) -----------------------------------
+
+
+def write_webm(path, num_frames: int, *, start: float = 0.0, audio: bool = True):
+    """Lossless 25 fps VP9 (a keyframe every 10 frames) plus, with ``audio``, Opus silence of
+    the same length; every timestamp shifted by ``start`` seconds."""
+    fps, rate, chunk = 25, 48000, 960
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libvpx-vp9", rate=fps)
+        video.height, video.width, video.pix_fmt = 32, 48, "yuv420p"
+        video.options = {"lossless": "1", "deadline": "realtime", "cpu-used": "8"}
+        video.codec_context.gop_size = 10
+        streams = [video]
+        if audio:
+            streams.append(container.add_stream("libopus", rate=rate))
+            streams[1].layout = "mono"
+        for i, rgb in enumerate(ramp_video(num_frames, 32, 48, 0)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts, frame.time_base = round(start * fps) + i, Fraction(1, fps)
+            container.mux(video.encode(frame))
+        for k in range(0, num_frames * rate // fps, chunk) if audio else ():
+            frame = av.AudioFrame.from_ndarray(
+                np.zeros((1, chunk), np.float32), format="flt", layout="mono"
+            )
+            frame.sample_rate, frame.pts = rate, round(start * rate) + k
+            frame.time_base = Fraction(1, rate)
+            container.mux(streams[1].encode(frame))
+        for stream in streams:
+            container.mux(stream.encode())
+    return path
+
+
+def _reason(path):
+    (result,) = probe_videos([path], progress=False)
+    return result.reason if isinstance(result, ProbeError) else result.num_frames
+
+
+@pytest.mark.parametrize("audio", [False, True])
+def test_a_complete_file_starting_at_5_s_is_not_truncated(tmp_path, audio):
+    assert _reason(write_webm(tmp_path / "late.webm", 50, start=5.0, audio=audio)) == 50
+
+
+@pytest.mark.parametrize("start", [0.0, 5.0])
+def test_an_audio_and_video_file_cut_in_half_is_truncated(tmp_path, start):
+    whole = write_webm(tmp_path / "whole.webm", 250, start=start).read_bytes()
+    half = tmp_path / "half.webm"
+    half.write_bytes(whole[: len(whole) // 2])
+    assert _reason(half) == (
+        "truncated: the container declares 10.00 s but its frames stop after 4.92 s"
+    )
+
+
+def test_damage_in_a_file_of_full_length_is_not_called_truncation(tmp_path):
+    good = write_webm(tmp_path / "good.webm", 250, audio=False).read_bytes()
+    last_cluster = good.rfind(bytes.fromhex("1F43B675"))
+    at = last_cluster + (len(good) - last_cluster) // 3
+    noise = np.random.default_rng(1).integers(0, 256, 400, dtype=np.uint8).tobytes()
+    damaged = tmp_path / "damaged.webm"
+    damaged.write_bytes(good[:at] + noise + good[at + len(noise) :])
+    assert re.fullmatch(
+        r"damaged: the container declares 10\.00 s but its frames stop after \d+\.\d\d s in a "
+        rf"file of full length \({len(good)} bytes, demuxed to byte \d+\)",
+        _reason(damaged),
+    )

@@ -75,6 +75,19 @@ def _element(buf: bytes, i: int) -> tuple[int, int, int | None]:
     return eid, k, None if size == (1 << (7 * (k - j))) - 1 else size
 
 
+def declared_size(path: str | Path) -> int | None:
+    """The bytes a Matroska / WebM file says it has (EBML header plus Segment); None where it is
+    not one or its Segment's size is unknown (a live-streamed file)."""
+    with open(path, "rb") as f:
+        head = f.read(1024)
+    try:
+        _, data, length = _element(head, 0)
+        eid, segment, size = _element(head, data + length)
+    except (ValueError, IndexError):
+        return None
+    return None if eid != _SEGMENT or size is None else segment + size
+
+
 def cut_index(path: str | Path, positions: np.ndarray, keyframes: np.ndarray) -> CutIndex | str:
     """The cut points of ``path``, or the reason it cannot be cut.
 

@@ -20,7 +20,7 @@ import av
 import numpy as np
 from tqdm import tqdm
 
-from .cuts import CutIndex, cut_index
+from .cuts import CutIndex, cut_index, declared_size
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class ProbeError(ValueError):
 def probe_video(path: str | Path) -> VideoInfo:
     """Count the frames of ``path``'s first video stream by demuxing (no decode)."""
     path = Path(path)
-    _regular_file(path)
+    size = _regular_file(path).st_size
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -70,8 +70,8 @@ def probe_video(path: str | Path) -> VideoInfo:
             fmt = stream.codec_context.format
             packets = [p for p in container.demux(stream) if p.size]
             num_frames = len(packets)
-            if num_frames and len(container.streams) == 1:
-                _check_not_truncated(path, container, stream, packets)
+            if num_frames:
+                _check_complete(path, size, container, stream, packets)
             if "matroska" in container.format.name:
                 positions = np.array([-1 if p.pos is None else p.pos for p in packets], np.int64)
                 keyframes = np.array([p.is_keyframe for p in packets], bool)
@@ -187,22 +187,55 @@ def nvdec_unusable_reason(info: VideoInfo) -> str | None:
     return None
 
 
-def _check_not_truncated(path: Path, container, stream, packets) -> None:
-    """A video-only file whose frames stop well before its declared duration was cut short."""
-    if container.duration is None or stream.time_base is None:
-        return
-    declared = container.duration / av.time_base
+def _declared_duration(container, stream) -> tuple[float, bool] | None:
+    """The video stream's declared duration in seconds, and whether it is the stream's own
+    (an MP4 track's duration, a Matroska DURATION tag) rather than the whole container's."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base), True
+    tag = next((v for k, v in stream.metadata.items() if k.upper().startswith("DURATION")), "")
+    try:
+        hours, minutes, seconds = tag.split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds), True
+    except ValueError:
+        pass
+    if container.duration is not None:
+        return container.duration / av.time_base, len(container.streams) == 1
+    return None
+
+
+def _check_complete(path: Path, size: int, container, stream, packets) -> None:
+    """Video frames that stop short of the stream's declared duration: the file was cut short
+    ("truncated"), or, in a file of full length, the demuxer stopped at damage ("damaged").
+
+    Both are measured from the video stream's first timestamp, whatever other streams there
+    are; only a duration declared for the whole container (which an audio stream may extend)
+    gets 1 s of slack.
+    """
+    declared = _declared_duration(container, stream)
     pts = [p.pts for p in packets if p.pts is not None]
-    if not pts:
+    if declared is None or not pts or stream.time_base is None:
         return
+    duration, own = declared
+    time_base = float(stream.time_base)
+    start = min(pts) * time_base
+    if duration > start:
+        # FFmpeg's Matroska muxer writes the end time as the duration, MP4 and the Matroska
+        # spec a length: read it as the shorter, so that no complete file is called short
+        duration -= start
     frame = 1 / float(stream.average_rate) if stream.average_rate else 0.04
-    present = (max(pts) - min(pts)) * float(stream.time_base) + frame
-    if present < declared - 2 * frame:
-        raise ProbeError(
-            path,
-            f"truncated: the container declares {declared:.2f} s but its frames stop "
-            f"after {present:.2f} s",
-        )
+    present = (max(pts) - min(pts)) * time_base + frame
+    if present >= duration - 2 * frame - (0 if own else 1):
+        return
+    what = f"the container declares {duration:.2f} s but its frames stop after {present:.2f} s"
+    full = declared_size(path) if "matroska" in container.format.name else None
+    if full is None:
+        raise ProbeError(path, f"truncated or damaged: {what}")
+    if full > size:
+        raise ProbeError(path, f"truncated: {what}")
+    stop = max((p.pos + p.size for p in packets if p.pos is not None and p.pos >= 0), default=0)
+    raise ProbeError(
+        path, f"damaged: {what} in a file of full length ({size} bytes, demuxed to byte {stop})"
+    )
 
 
 def _cache_key(path: Path) -> str:

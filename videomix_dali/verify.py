@@ -1,0 +1,150 @@
+"""Damaged frame data: the decoder's view of a file, which the probe (demux only) lacks.
+
+Two checks. :func:`verify_videos` is the loader's ``verify="decode"``: a one-time full decode
+of every usable file (PyAV, the FFmpeg decoders), with the frame counts compared, cached by
+path, size and mtime beside the probe's cache. :func:`clip_decode_error` runs after a batch
+failed in DALI: it decodes one clip's input bytes in a throw-away one-sample pipeline with the
+loader's own decoder, so the loader can tell which file broke the batch and why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import av
+import numpy as np
+from nvidia.dali import fn, pipeline_def
+from tqdm import tqdm
+
+from .cuts import block_counts, video_track
+from .probe import VideoInfo, _cache_file, _cache_key
+
+VERIFY_MODES = (None, "decode")
+_CACHE_NAME = "verify-v1.json"
+# Lines of a DALI pipeline error that are DALI's, not the failing operator's.
+_DALI_LINES = ("Critical error in pipeline:", "Current pipeline object is no longer valid.")
+
+
+def decoder_message(exc: BaseException) -> str:
+    """The failing operator's own message in a DALI pipeline error, e.g. "Failed to send packet
+    to decoder: Invalid data found when processing input", without DALI's framing."""
+    text = str(exc)
+    _, found, after = text.partition("encountered:")
+    lines = [line.strip() for line in (after if found else text).splitlines()]
+    lines = [line for line in lines if line and line not in _DALI_LINES]
+    return re.sub(r'^Assert on ".*?" failed: ', "", lines[0]) if lines else text.strip()
+
+
+def clip_decode_error(
+    data: np.ndarray, frames: np.ndarray, *, device: str, device_id: int | None = None
+) -> str | None:
+    """The decoder's message where DALI cannot decode ``frames`` of the file bytes ``data``,
+    else None; ``device`` ``"cpu"`` or ``"gpu"`` (NVDEC) as the loader's pipeline."""
+
+    @pipeline_def(
+        batch_size=1,
+        num_threads=1,
+        device_id=device_id if device == "gpu" else None,
+        prefetch_queue_depth=1,
+        exec_dynamic=True,
+    )
+    def decode():
+        encoded, index = fn.external_source(
+            source=lambda: ([data], [frames]), num_outputs=2, batch=True
+        )
+        return fn.decoders.video(
+            encoded, device="mixed" if device == "gpu" else "cpu", frames=index
+        )
+
+    pipe = decode()
+    try:
+        pipe.build()
+        pipe.run()
+    except RuntimeError as exc:
+        return decoder_message(exc)
+    return None
+
+
+def decode_check(path: Path, info: VideoInfo) -> str | None:
+    """Why ``path`` fails a full decode, or None.
+
+    Reasons: the decoder rejects a frame's data; it decodes another number of frames than the
+    probe counted; or (Matroska / WebM) the clusters hold another number of video blocks than
+    the demuxer delivers, or blocks of undeclared tracks: a damaged block header, after which
+    the demuxer skips the rest of its cluster, so frame indices point at other frames.
+    """
+    decoded = 0
+    try:
+        with av.open(str(path)) as container:
+            for _ in container.decode(video=0):
+                decoded += 1
+    except av.error.FFmpegError as exc:
+        where = f", {exc.filename}" if exc.filename else ""
+        return f"damaged frame data: decoding stops at frame {decoded} ({exc.strerror}{where})"
+    if decoded != info.num_frames:
+        return f"decodes {decoded} frames but the probe counted {info.num_frames}"
+    if info.cuts is None:
+        return None
+    blocks = block_counts(path, info.cuts)
+    if isinstance(blocks, str):
+        return f"damaged Matroska clusters: {blocks}"
+    try:
+        track, tracks = video_track(path, info.cuts)
+    except (ValueError, IndexError) as exc:
+        return f"damaged Matroska Tracks element: {exc}"
+    undeclared = sum(n for t, n in blocks.items() if t not in tracks)
+    if undeclared or blocks.get(track, 0) != info.num_frames:
+        return (
+            f"damaged block header: the clusters hold {blocks.get(track, 0)} video blocks "
+            f"(and {undeclared} of undeclared tracks) but the demuxer delivers "
+            f"{info.num_frames} frames, so frame indices would point at other frames"
+        )
+    return None
+
+
+def _read_cache(path: Path) -> dict[str, str | None]:
+    """Cache key -> reason or None; {} where the file is missing or not of this layout."""
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(cache, dict):
+        return {}
+    return {k: v for k, v in cache.items() if v is None or isinstance(v, str)}
+
+
+def verify_videos(
+    paths: Sequence[Path], infos: Sequence[VideoInfo], *, progress: bool = True
+) -> list[str | None]:
+    """:func:`decode_check` of every file (its probe result in ``infos``): the reason it is
+    damaged or None, per path in order; cached by path, size and mtime."""
+    cache_path = _cache_file().with_name(_CACHE_NAME)
+    cache = _read_cache(cache_path)
+    keys = [_cache_key(path) for path in paths]
+    todo = [i for i, key in enumerate(keys) if key not in cache]
+    if todo:
+        with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+            results = pool.map(lambda i: decode_check(paths[i], infos[i]), todo)
+            bar = tqdm(
+                results, total=len(todo), desc="decoding videos", unit="file", disable=not progress
+            )
+            for i, reason in zip(todo, bar):
+                cache[keys[i]] = reason
+        _write_cache(cache_path, cache)
+    return [cache[key] for key in keys]
+
+
+def _write_cache(path: Path, cache: dict[str, str | None]) -> None:
+    """Atomic write (ranks never read half a file); a read-only cache folder costs a re-check."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cache))
+        tmp.replace(path)
+    except OSError:
+        pass

@@ -308,7 +308,15 @@ def test_feature_loader_resumes_mid_epoch_with_the_same_next_batches(tmp_path):
     it = iter(loader)
     next(it)
     state = loader.state_dict()
-    assert state == {"epoch": 0, "step": 1, "seed": 5} and len(loader) == 2
+    assert state == {
+        "epoch": 0,
+        "step": 1,
+        "seed": 5,
+        "batch_size": 3,
+        "num_shards": 1,
+        "num_items": 8,
+    }
+    assert len(loader) == 2
     resumed = make()
     resumed.load_state_dict(state)
     rest = collect(resumed) + collect(resumed)

@@ -482,9 +482,14 @@ class FeatureLoader(LoaderPosition):
         )
 
     def __iter__(self) -> Iterator[FeatureBatch]:
-        if self._pipe is None:
-            self._build()
+        """The rest of the current epoch; ends the loop running before it."""
+        return self._batches(self._new_loop())
+
+    def _batches(self, loop: int) -> Iterator[FeatureBatch]:
         while self.step < len(self):
+            self._check_loop(loop)
+            if self._pipe is None:
+                self._build()
             outputs = self._pipe.run()
             self.step += 1
             yield FeatureBatch(*(to_torch(o) for o in outputs))

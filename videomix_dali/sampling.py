@@ -207,6 +207,12 @@ class ClipSampler(EpochSampler):
 
     ``videos`` is a list of (num_frames, height, width, first_frame) per usable video;
     ``first_frame`` offsets clips of entries that start inside the file.
+
+    Videos found damaged during a run are :meth:`exclude`d: from then on each of their clips
+    is replaced by the same view of another video, drawn from ``SeedSequence([seed, epoch,
+    position, 1])`` until one is not excluded, with that position's frames and crop. The epoch
+    order, the shards and the number of steps stay as they were, and the replacement depends
+    only on the seed, the position and the excluded set.
     """
 
     def __init__(
@@ -222,6 +228,7 @@ class ClipSampler(EpochSampler):
     ) -> None:
         self.videos = videos
         self.config = config
+        self.excluded: set[int] = set()
         super().__init__(
             len(videos) * config.views_per_video,
             train=config.train,
@@ -234,7 +241,28 @@ class ClipSampler(EpochSampler):
 
     def batch(self, epoch: int, step: int) -> list[Clip]:
         """The clips of batch ``step`` (0-based) of ``epoch`` on this shard."""
-        return [self.clip(epoch, p, item) for p, item in self.batch_items(epoch, step)]
+        return [
+            self.clip(epoch, p, self.replacement(epoch, p, item))
+            for p, item in self.batch_items(epoch, step)
+        ]
+
+    def exclude(self, video: int) -> None:
+        """Replace the clips of ``video`` from now on; RuntimeError if none would be left."""
+        if len(self.excluded | {video}) == len(self.videos):
+            raise RuntimeError("every video of the index is damaged: nothing left to replace with")
+        self.excluded.add(video)
+
+    def replacement(self, epoch: int, position: int, item: int) -> int:
+        """``item``, or the item replacing it where its video is excluded (see the class)."""
+        views = self.config.views_per_video
+        video, view = divmod(item, views)
+        if video not in self.excluded:
+            return item
+        seeds = np.random.SeedSequence([self.seed, epoch, position, 1])
+        rng = np.random.Generator(np.random.PCG64(seeds))
+        while video in self.excluded:
+            video = int(rng.integers(len(self.videos)))
+        return video * views + view
 
     def clip(self, epoch: int, position: int, item: int) -> Clip:
         """Draw (train) or enumerate (eval) the frames and window of one item."""
@@ -276,14 +304,17 @@ class LoaderPosition:
 
     ``epoch``, ``step`` and ``seed`` fix every later batch, so saving them resumes exactly;
     :meth:`positions` is the endless (epoch, step) stream a host source feeds its pipeline
-    from. Subclasses define ``__len__`` (batches per epoch) and build their pipeline anew
-    where ``_pipe`` is None.
+    from. Subclasses define ``__len__`` (batches per epoch), build their pipeline anew where
+    ``_pipe`` is None, and run their loops through :meth:`_new_loop` / :meth:`_check_loop`:
+    one loop is live at a time.
     """
 
     epoch: int
     step: int
     seed: int
+    sampler: EpochSampler
     _pipe: Any
+    _loop: int = 0  # id of the live loop: a new iter() or load_state_dict() ends the others
 
     def __len__(self) -> int:
         raise NotImplementedError
@@ -297,15 +328,49 @@ class LoaderPosition:
             if step == len(self):
                 epoch, step = epoch + 1, 0
 
+    def _new_loop(self) -> int:
+        """Start a loop (``iter()``): the loops started before it end."""
+        self._loop += 1
+        return self._loop
+
+    def _check_loop(self, loop: int) -> None:
+        """RuntimeError where ``loop`` is no longer the live one."""
+        if loop != self._loop:
+            raise RuntimeError(
+                "this iterator over the loader was ended by a later iter() or load_state_dict(); "
+                "iterate the loader again (one loop at a time continues from its position)"
+            )
+
+    def _depends_on(self) -> dict[str, Any]:
+        """What a position means something only with: the seed and the sampler's layout."""
+        s = self.sampler
+        return {
+            "seed": self.seed,
+            "batch_size": s.batch_size,
+            "num_shards": s.num_shards,
+            "num_items": s.num_items,
+        }
+
     def state_dict(self) -> dict[str, Any]:
-        """Position of the consumer: the next batch to be yielded."""
-        return {"epoch": self.epoch, "step": self.step, "seed": self.seed}
+        """Position of the consumer (the next batch to be yielded) and what it depends on."""
+        return {"epoch": self.epoch, "step": self.step, **self._depends_on()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from ``state``: the next batches equal those of an uninterrupted run."""
-        if state["seed"] != self.seed:
-            raise ValueError(f"state seed {state['seed']} differs from the loader's {self.seed}")
+        """Continue from ``state``: the next batches equal those of an uninterrupted run.
+
+        ValueError where ``state`` was saved by a loader of another seed, batch size, shard
+        count or index; a loop running over this loader ends (see :meth:`_check_loop`).
+        """
+        for key, value in self._depends_on().items():
+            if key not in state:
+                raise ValueError(f"the state has no {key!r} (an older layout?): cannot resume")
+            if state[key] != value:
+                raise ValueError(
+                    f"the state was saved with {key}={state[key]!r} but this loader has "
+                    f"{key}={value!r}: its position would point at other clips"
+                )
         if not 0 <= state["step"] < len(self):
             raise ValueError(f"state step {state['step']} outside 0..{len(self) - 1}")
         self.epoch, self.step = state["epoch"], state["step"]
         self._pipe = None
+        self._new_loop()

@@ -6,6 +6,8 @@ what DALI's GPU decoder (NVDEC) cannot take.
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import re
 import socket
@@ -20,12 +22,20 @@ import pytest
 import torch
 from videos import ramp_video, write_video
 
+from videomix_dali import probe
+from videomix_dali.cuts import CutIndex
 from videomix_dali.loader import VideoLoader
 from videomix_dali.probe import (
     ProbeError,
     VideoInfo,
+    _cache_file,
     _chroma,
+    _decode,
+    _encode,
+    _read_table,
+    _write_table,
     nvdec_unusable_reason,
+    probe_video,
     probe_videos,
 )
 
@@ -262,3 +272,192 @@ def test_damage_in_a_file_of_full_length_is_not_called_truncation(tmp_path):
         rf"file of full length \({len(good)} bytes, demuxed to byte \d+\)",
         _reason(damaged),
     )
+
+
+# --- a cache of the wrong shape is ignored, rebuilt and reported once (issue 14, item 7) ------
+
+
+def _npz(**arrays) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _good_arrays(path) -> dict:
+    key = f"{path}|{path.stat().st_size}|{path.stat().st_mtime_ns}"
+    return _encode({key: probe_video(path)})
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (lambda _: b"[]", "not an .npz archive"),
+        (lambda _: b"null", "not an .npz archive"),
+        (lambda _: b'{"a.webm|1|2": {"num_frames": 3}}', "not an .npz archive"),  # v4's JSON
+        (lambda _: b"", "not an .npz archive"),
+        (lambda _: _npz(x=np.zeros(3))[:100], "not an .npz archive"),  # cut short
+        (lambda p: _npz(**{**_good_arrays(p), "version": np.array([4])}), "layout version [4]"),
+        (lambda p: _npz(rows=_good_arrays(p)["rows"]), "no 1-d int64 array 'version'"),
+        (
+            lambda p: _npz(**{**_good_arrays(p), "rows": np.zeros((1, 3), np.int64)}),
+            "1 keys but rows (1, 3) and codes (1, 5)",
+        ),
+        (
+            lambda p: _npz(**{**_good_arrays(p), "starts": np.zeros(0, np.int64)}),
+            "cut point counts do not match the cut point arrays",
+        ),
+        (
+            lambda p: _npz(**{**_good_arrays(p), "keys": np.array([None], object)}),
+            "Object arrays cannot be loaded when allow_pickle=False",
+        ),
+    ],
+)
+def test_a_cache_of_the_wrong_shape_is_ignored_rebuilt_and_reported_once(
+    tmp_path, monkeypatch, caplog, content, why
+):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = write_video(tmp_path / "a.webm", ramp_video(6, 32, 48, 0))
+    cache = _cache_file()
+    cache.parent.mkdir(parents=True)
+    cache.write_bytes(content(path))
+    with caplog.at_level(logging.WARNING, logger="videomix_dali.probe"):
+        assert _reason(path) == 6
+        assert _reason(path) == 6  # from the rebuilt cache: no second message
+    (record,) = caplog.records
+    assert record.getMessage().startswith(
+        f"ignoring the probe cache {cache}, which it cannot use ("
+    )
+    assert why in record.getMessage() and record.getMessage().endswith("); it is rebuilt")
+    assert list(_read_table(cache)) == [f"{path}|{path.stat().st_size}|{path.stat().st_mtime_ns}"]
+
+
+# --- start-up at dataset scale (issue 10, item 6) --------------------------------------------
+
+
+def _synthetic_entries(n: int) -> dict[str, VideoInfo | str]:
+    """``n`` cache entries of every kind: cut at keyframes, not cut, an error; odd paths."""
+    rng = np.random.default_rng(0)
+    entries: dict[str, VideoInfo | str] = {}
+    for i in range(n):
+        folder = "caf\u00e9 |x" if i % 7 == 0 else "abc"
+        key = f"/data/k400/{folder}/{i:06d}.webm|{i}|{i * 3}"
+        if i % 11 == 0:
+            key = os.fsdecode(b"/data/bad-\xff-name.webm") + f"{i}|1|2"  # not UTF-8
+        if i % 13 == 0:
+            entries[key] = f"not a readable video (error {i})"
+            continue
+        k = int(rng.integers(1, 30))
+        cuts = CutIndex(
+            ((0, 40), (52, 300 + i), (310 + i, 650 + i)),
+            tuple(int(x) for x in np.cumsum(rng.integers(1, 1 << 40, k))),
+            tuple(range(0, 150 * k, 150)),
+            int(rng.integers(1 << 41, 1 << 42)),
+        )
+        entries[key] = VideoInfo(
+            num_frames=300 + i, height=256, width=340, codec="vp9" if i % 2 else "h264",
+            pix_fmt="yuv420p", bit_depth=8, chroma="4:2:0",
+            cuts=None if i % 5 == 0 else cuts,
+            uncut_reason="mov container (only Matroska / WebM is cut at keyframes)"
+            if i % 5 == 0 else None,
+        )  # fmt: skip
+    return entries
+
+
+def test_the_cache_round_trips_thousands_of_entries(tmp_path):
+    entries = _synthetic_entries(3000)
+    assert _write_table(tmp_path / "cache.npz", entries)
+    assert _read_table(tmp_path / "cache.npz") == entries
+    assert _decode(_encode({})) == {}
+
+
+def _copies(tmp_path, n: int) -> list[Path]:
+    """``n`` distinct files (copies of one small video under other names), one of them broken."""
+    data = write_video(tmp_path / "src.webm", ramp_video(6, 32, 48, 0)).read_bytes()
+    paths = [tmp_path / "videos" / f"{i:03d}.webm" for i in range(n)]
+    paths[0].parent.mkdir()
+    for i, path in enumerate(paths):
+        path.write_bytes(data if i != 3 else b"not a video")
+    return paths
+
+
+def _comparable(results: list) -> list:
+    return [r.reason if isinstance(r, ProbeError) else r for r in results]
+
+
+def test_two_ranks_each_probe_half_and_both_get_every_result(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    paths = _copies(tmp_path, 9)
+    probed: list[tuple[str, Path]] = []
+    real = probe.probe_video
+
+    def recorded(path):
+        probed.append((threading.current_thread().name, path))
+        return real(path)
+
+    monkeypatch.setattr(probe, "probe_video", recorded)
+    results: dict[int, list] = {}
+
+    def rank(r: int) -> None:
+        results[r] = probe_videos(paths, progress=False, rank=r, world_size=2, timeout=60)
+
+    threads = [threading.Thread(target=rank, args=(r,)) for r in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    by_rank = {r: sorted(p for name, p in probed if f"rank {r}" in name) for r in (0, 1)}
+    assert by_rank == {0: paths[0::2], 1: paths[1::2]} and len(probed) == len(paths)
+    assert _comparable(results[0]) == _comparable(results[1])
+    assert [isinstance(r, VideoInfo) for r in results[0]] == [i != 3 for i in range(9)]
+    assert results[0][3].reason.startswith("not a readable video (")
+    assert sorted(os.listdir(_cache_file().parent)) == [_cache_file().name]  # shards removed
+    probed.clear()
+    again = probe_videos(paths, progress=False)  # from the cache, but for the error
+    assert [p for _, p in probed] == [paths[3]]
+    assert _comparable(again) == _comparable(results[0])
+
+
+def test_a_rank_that_never_comes_is_named_and_its_files_probed_here(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    paths = _copies(tmp_path, 4)
+    with caplog.at_level(logging.WARNING, logger="videomix_dali.probe"):
+        results = probe_videos(paths, progress=False, rank=0, world_size=2, timeout=0.3)
+    assert [isinstance(r, VideoInfo) for r in results] == [True, True, True, False]
+    waited, probed_here = (r.getMessage() for r in caplog.records)
+    assert re.fullmatch(
+        r"waited 0 s for the probe results of other ranks, which did not come: "
+        + re.escape(str(_cache_file().parent))
+        + r"/probe-v5\.[0-9a-f]{16}\.rank1of2\.npz",
+        waited,
+    )
+    assert probed_here == "2 files were not probed by another rank: probing them here"
+
+
+def _never_wait(*_) -> None:
+    raise AssertionError("a rank of a process group waited for files")
+
+
+def _group_rank(rank: int, port: int, paths: list[Path], cache_home: str, out: str) -> None:
+    """One rank of a two-process gloo group: probe ``paths`` together, save what it got."""
+    probe._wait_for = _never_wait  # the ranks meet at barriers, not by waiting for files
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), XDG_CACHE_HOME=cache_home)
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        results = probe_videos(paths, progress=False, rank=rank, world_size=2, timeout=5)
+    finally:
+        torch.distributed.destroy_process_group()
+    Path(out, f"{rank}.txt").write_text("\n".join(map(str, _comparable(results))))
+
+
+def test_ranks_of_a_process_group_meet_at_barriers(tmp_path):
+    paths = _copies(tmp_path, 5)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cache_home = str(tmp_path / "cache")
+    torch.multiprocessing.spawn(
+        _group_rank, args=(port, paths, cache_home, str(tmp_path)), nprocs=2
+    )
+    assert (tmp_path / "0.txt").read_text() == (tmp_path / "1.txt").read_text()
+    assert (tmp_path / "0.txt").read_text().count("VideoInfo(") == 4
+    assert os.listdir(tmp_path / "cache" / "videomix_dali") == [_cache_file().name]

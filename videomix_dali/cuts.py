@@ -15,8 +15,10 @@ the loader reads only that byte range (one ``pread``), whatever the file's lengt
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -25,6 +27,11 @@ _SEGMENT = 0x18538067
 _INFO = 0x1549A966
 _TRACKS = 0x1654AE6B
 _CLUSTER = 0x1F43B675
+_SIMPLE_BLOCK, _BLOCK_GROUP, _BLOCK = 0xA3, 0xA0, 0xA1
+_TRACK_ENTRY, _TRACK_NUMBER, _TRACK_TYPE, _VIDEO_TYPE = 0xAE, 0xD7, 0x83, 1
+# What a Cluster may hold besides blocks: Timecode, Position, PrevSize, SilentTracks,
+# EncryptedBlock, Void, CRC-32.
+_CLUSTER_OTHER = {0xE7, 0xA7, 0xAB, 0x5854, 0xAF, 0xEC, 0xBF}
 # A Segment of unknown size: the cut file ends where its last cluster ends.
 _SEGMENT_UNKNOWN_SIZE = bytes.fromhex("18538067 01ffffffffffffff")
 _HEAD_READ = 1 << 16  # bytes read to find the header elements before the first cluster
@@ -78,6 +85,80 @@ def declared_size(path: str | Path) -> int | None:
     except (ValueError, IndexError):
         return None
     return None if eid != _SEGMENT or size is None else segment + size
+
+
+def _children(f: BinaryIO, start: int, end: int) -> Iterator[tuple[int, int, int, int | None]]:
+    """(id, element start, data start, data size or None) of the elements of ``f`` between byte
+    ``start`` and ``end``; ValueError where one does not end inside that range."""
+    i = start
+    while i < end:
+        f.seek(i)
+        eid, data, size = _element(f.read(12), 0)
+        yield eid, i, i + data, size
+        if size is None or i + data + size > end:
+            raise ValueError(f"element {eid:#x} at byte {i} runs past byte {end}")
+        i += data + size
+
+
+def video_track(path: str | Path, cuts: CutIndex) -> tuple[int, set[int]]:
+    """(number of the first video track, numbers of every track) that the Tracks element of a
+    Matroska / WebM file declares; ValueError if they cannot be read."""
+    numbers: list[tuple[int, int]] = []  # (number, type) of each TrackEntry, in order
+    with open(path, "rb") as f:
+        for start, end in cuts.header[1:]:
+            f.seek(start)
+            eid, data, _ = _element(f.read(12), 0)
+            if eid != _TRACKS:
+                continue
+            for child, _, entry, size in _children(f, start + data, end):
+                if child != _TRACK_ENTRY:
+                    continue
+                fields = {}
+                for field, _, at, length in _children(f, entry, entry + size):
+                    if field in (_TRACK_NUMBER, _TRACK_TYPE):
+                        f.seek(at)
+                        fields[field] = int.from_bytes(f.read(length), "big")
+                numbers.append((fields.get(_TRACK_NUMBER, 0), fields.get(_TRACK_TYPE, 0)))
+    video = [n for n, kind in numbers if kind == _VIDEO_TYPE]
+    if not video:
+        raise ValueError("no video track in the Tracks element")
+    return video[0], {n for n, _ in numbers}
+
+
+def block_counts(path: str | Path, cuts: CutIndex) -> dict[int, int] | str:
+    """Blocks per track number in the clusters of a Matroska / WebM file (from its first cut
+    point to ``cuts.end``), or why they cannot be read: an element that does not belong in a
+    cluster, or one running past it.
+
+    This counts the container's own structure, independently of a demuxer: a damaged block
+    header makes FFmpeg drop the rest of its cluster, so the demuxer then delivers other
+    frames at the same indices, which a count lower than this one exposes.
+    """
+    counts: dict[int, int] = {}
+    with open(path, "rb") as f:
+        try:
+            for eid, _, cluster, size in _children(f, cuts.starts[0], cuts.end):
+                if eid != _CLUSTER:
+                    continue
+                for child, at, data, length in _children(f, cluster, cluster + size):
+                    if child == _BLOCK_GROUP:
+                        inner = _children(f, data, data + length)
+                        data = next((d for c, _, d, _ in inner if c == _BLOCK), -1)
+                    elif child != _SIMPLE_BLOCK:
+                        if child not in _CLUSTER_OTHER:
+                            return f"element {child:#x} at byte {at} does not belong in a cluster"
+                        continue
+                    if data < 0:
+                        return f"block group at byte {at} holds no block"
+                    f.seek(data)
+                    head = f.read(8)
+                    if not head or not head[0]:
+                        return f"block at byte {at} has no valid track number"
+                    track, _ = _vint(head, 0)
+                    counts[track] = counts.get(track, 0) + 1
+        except (ValueError, IndexError) as exc:
+            return f"malformed Matroska elements ({exc})"
+    return counts
 
 
 def cut_index(path: str | Path, positions: np.ndarray, keyframes: np.ndarray) -> CutIndex | str:

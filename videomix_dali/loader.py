@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections import deque
 from collections.abc import Iterator
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +20,18 @@ from .index import VideoIndex, read_index
 from .mix import VideoMix, mix_labels
 from .pipeline import DTYPES, build_pipeline, mix_source_outputs
 from .probe import ProbeError, VideoInfo, nvdec_unusable_reason, probe_videos
-from .recipes import Recipe, resolve_recipe
-from .runtime import rank_and_world_size, resolve_device
+from .recipes import Recipe, checked_int, resolve_recipe
+from .runtime import free_memory, rank_and_world_size, resolve_device
 from .sampling import LAST_BATCH_POLICIES, Clip, ClipConfig, ClipSampler, LoaderPosition
+from .verify import VERIFY_MODES, clip_decode_error, decoder_message, verify_videos
 
 log = logging.getLogger(__name__)
 
 CPU_CODECS = ("vp8", "vp9", "mjpeg")
 SHORT_VIDEO_POLICIES = ("pad", "skip")
+#: Most batches DALI may prepare ahead: it prepares all of them before it returns the first,
+#: and holds each in memory (2 to 4 hide the decode time's jitter).
+MAX_PREFETCH = 16
 
 
 def _frame_range(entry, info: VideoInfo) -> tuple[int, int]:
@@ -43,7 +50,11 @@ class VideoLoader(LoaderPosition):
     float32 (each source's weight = its exact share of output voxels). With
     ``return_index=True`` also (N,) int64 dataset indices. Each epoch visits every video of
     this shard once; iterating continues the current epoch where it stopped, and a finished
-    epoch advances to the next. ``state_dict()`` / ``load_state_dict()`` resume exactly.
+    epoch advances to the next. One loop is live at a time: a new ``iter(loader)`` (or
+    ``load_state_dict``) ends the iterator before it, which then raises RuntimeError, and the
+    new one continues from the loader's position. ``state_dict()`` / ``load_state_dict()``
+    resume exactly; a state refuses to load into a loader of another seed, batch size, shard
+    count or index (ValueError).
 
     Args:
         source: a folder-per-class directory, an index file (see ``read_index``) or a list of
@@ -65,17 +76,26 @@ class VideoLoader(LoaderPosition):
             ``num_frames`` for segment sampling) are padded by repeating their last frame
             (``"pad"``) or skipped (``"skip"``).
         num_threads: DALI CPU threads.
-        prefetch: batches DALI prepares ahead of the consumer.
+        prefetch: batches DALI prepares ahead of the consumer (1 to ``MAX_PREFETCH``).
         return_index: also yield each sample's dataset index.
         mix: a ``VideoMix`` applied to every batch inside the pipeline, after the crop.
         fmt, root: index format and root of relative paths (see ``read_index``).
         progress: show a progress bar while probing the files.
+        verify: ``"decode"`` decodes every usable file once before the first batch (cached
+            by path, size and mtime) and skips the damaged ones (:mod:`videomix_dali.verify`);
+            None (default) relies on the probe and on skipping at run time.
         **overrides: recipe fields to change, e.g. ``batch_size=8, num_frames=16``; None
             keeps the recipe's value, an unknown name is a TypeError.
 
     Unusable files (missing, undecodable, a codec the backend cannot decode) are listed in
-    ``skipped`` as (path, reason). A clip decodes only the bytes it needs, from the keyframe
-    at or before its first frame (Matroska / WebM files cut at keyframe clusters, see
+    ``skipped`` as (path, reason). A batch that fails in DALI is decoded again clip by clip;
+    the files that fail alone join ``skipped`` (and ``damaged``) with the decoder's message,
+    the pipeline is rebuilt and the epoch goes on, their clips replaced by clips of other
+    videos (:class:`~videomix_dali.sampling.ClipSampler`: deterministic, same steps on every
+    rank; ``state_dict`` carries them). Where no clip fails alone, RuntimeError names the
+    batch's files. Before the first batch, the loader refuses batches that would not fit in
+    memory (ValueError with the estimate). A clip decodes only the bytes it needs, from the
+    keyframe at or before its first frame (Matroska / WebM files cut at keyframe clusters, see
     :mod:`videomix_dali.cuts`); files that cannot be cut decode from frame 0 and are listed
     in ``uncut`` as (path, reason).
     """
@@ -100,6 +120,7 @@ class VideoLoader(LoaderPosition):
         fmt: str | None = None,
         root: str | Path | None = None,
         progress: bool = True,
+        verify: str | None = None,
         **overrides: Any,
     ) -> None:
         self.recipe: Recipe = resolve_recipe(recipe, **overrides)
@@ -110,15 +131,18 @@ class VideoLoader(LoaderPosition):
         elif shard_id is None or num_shards is None:
             raise ValueError("shard_id and num_shards must be given together")
         last_batch = last_batch or ("drop" if train else "partial")
-        self._validate(dtype, shard_id, num_shards, last_batch, num_threads, prefetch)
+        self._validate(dtype, shard_id, num_shards, last_batch, prefetch)
         if short_videos not in SHORT_VIDEO_POLICIES:
             raise ValueError(f"short_videos={short_videos!r} must be one of {SHORT_VIDEO_POLICIES}")
+        if verify not in VERIFY_MODES:
+            raise ValueError(f"verify={verify!r} must be one of {VERIFY_MODES}")
         self.short_videos = short_videos
+        self.verify = verify
         self.device = resolve_device(device)
         self.train = train
         self.dtype = dtype
-        self.seed = seed
-        self.num_threads = num_threads
+        self.seed = checked_int("seed", seed, 0)
+        self.num_threads = checked_int("num_threads", num_threads, 1)
         self.prefetch = prefetch
         self.return_index = return_index
         if mix is not None and not isinstance(mix, VideoMix):
@@ -128,6 +152,7 @@ class VideoLoader(LoaderPosition):
         self.index: VideoIndex = read_index(source, fmt=fmt, root=root)
         self.classes = self.index.classes
         self.skipped: list[tuple[Path, str]] = [(p, "file not found") for p in self.index.missing]
+        self.damaged: list[Path] = []  # files skipped at run time (their clips are replaced)
         self.uncut: list[tuple[Path, str]] = []  # usable, but decoded from frame 0 (see cuts)
         self.entries, videos = self._usable_entries(progress, probe_ranks)
 
@@ -156,13 +181,14 @@ class VideoLoader(LoaderPosition):
                 f"mix has num_classes={mix.num_classes} but {self.index.source} has "
                 f"{self.num_classes} classes"
             )
+        self._check_memory()
         self.epoch = 0
         self.step = 0
         self._pipe = None
         self._fed: deque[tuple[int, int]] = deque()
 
     @staticmethod
-    def _validate(dtype, shard_id, num_shards, last_batch, num_threads, prefetch):
+    def _validate(dtype, shard_id, num_shards, last_batch, prefetch):
         """The loader's own arguments (the recipe's fields are checked by ``Recipe``)."""
         if dtype not in DTYPES:
             raise ValueError(f"dtype={dtype!r} must be one of {', '.join(DTYPES)}")
@@ -170,10 +196,42 @@ class VideoLoader(LoaderPosition):
             raise ValueError(f"shard_id={shard_id} must be in [0, num_shards={num_shards})")
         if last_batch not in LAST_BATCH_POLICIES:
             raise ValueError(f"last_batch={last_batch!r} must be one of {LAST_BATCH_POLICIES}")
-        if num_threads < 1:
-            raise ValueError(f"num_threads={num_threads} must be >= 1")
-        if prefetch < 1:
-            raise ValueError(f"prefetch={prefetch} must be >= 1")
+        checked_int("prefetch", prefetch, 1)
+        if prefetch > MAX_PREFETCH:
+            raise ValueError(
+                f"prefetch={prefetch} must be <= {MAX_PREFETCH}: DALI prepares every prefetched "
+                "batch before it returns the first one and holds each in memory"
+            )
+
+    def batch_bytes(self) -> int:
+        """Estimated bytes of one batch in the pipeline: the decoded frames at the largest
+        video's size, their resized copy, the output and (mixing) two float32 copies."""
+        r = self.recipe
+        _, height, width, _ = self._largest_video
+        crop = 3 * r.crop_size**2
+        itemsize = 4 if self.dtype == "float32" else 2
+        per_frame = 3 * height * width + crop + crop * itemsize + (8 * crop if self.mix else 0)
+        return r.batch_size * r.num_frames * per_frame
+
+    @property
+    def _largest_video(self) -> tuple[int, int, int, int]:
+        return max(self.sampler.videos, key=lambda v: v[1] * v[2])
+
+    def _check_memory(self) -> None:
+        """ValueError where the batches in flight (``prefetch`` + 1) cannot fit in memory."""
+        need = (self.prefetch + 1) * self.batch_bytes()
+        free = free_memory(self.device)
+        if need > free:
+            r = self.recipe
+            _, h, w, _ = self._largest_video
+            raise ValueError(
+                f"{self.prefetch + 1} batches in flight need about {need / 1e9:.3g} GB "
+                f"(batch_size={r.batch_size}, num_frames={r.num_frames}, "
+                f"crop_size={r.crop_size}, dtype={self.dtype}, prefetch={self.prefetch}, "
+                f"largest video {h}x{w}) but {free / 1e9:.3g} GB of "
+                f"{'GPU' if self.device == 'gpu' else 'host'} memory is free; "
+                "lower one of them"
+            )
 
     def _usable_entries(self, progress: bool, probe_ranks: tuple[int, int]):
         """Probe every indexed file (split over ``probe_ranks``: this process's rank and the
@@ -181,9 +239,18 @@ class VideoLoader(LoaderPosition):
         rank, world_size = probe_ranks
         paths = [e.path for e in self.index.entries]
         infos = probe_videos(paths, progress=progress, rank=rank, world_size=world_size)
+        reasons = [self._unusable_reason(e, i) for e, i in zip(self.index.entries, infos)]
+        if self.verify == "decode":
+            usable = [k for k, reason in enumerate(reasons) if reason is None]
+            found = verify_videos(
+                [self.index.entries[k].path for k in usable],
+                [infos[k] for k in usable],
+                progress=progress,
+            )
+            for k, reason in zip(usable, found):
+                reasons[k] = reason
         entries, videos, self._cuts = [], [], []
-        for entry, info in zip(self.index.entries, infos):
-            reason = self._unusable_reason(entry, info)
+        for entry, info, reason in zip(self.index.entries, infos, reasons):
             if reason:
                 self.skipped.append((entry.path, reason))
                 continue
@@ -293,10 +360,13 @@ class VideoLoader(LoaderPosition):
             raise RuntimeError(f"cannot read {path}: {exc.strerror or exc}") from exc
         return data, clip.frames - np.int32(shift)
 
+    @property
+    def _device_id(self) -> int | None:
+        return torch.cuda.current_device() if self.device == "gpu" else None
+
     def _build(self):
         stream = self._source()
         r = self.recipe
-        device_id = torch.cuda.current_device() if self.device == "gpu" else None
         self._fed.clear()
         self._pipe = build_pipeline(
             lambda: next(stream),
@@ -308,29 +378,96 @@ class VideoLoader(LoaderPosition):
             dtype=self.dtype,
             num_threads=self.num_threads,
             prefetch=self.prefetch,
-            device_id=device_id,
+            device_id=self._device_id,
             seed=self.seed,
             mix=self.mix,
         )
 
-    def _files_of(self, epoch: int, step: int) -> list[str]:
-        return [str(self.entries[c.item].path) for c in self.sampler.batch(epoch, step)]
+    def _skip_damaged(self, exc: Exception) -> None:
+        """After a batch failed in DALI: decode its clips one by one from the same input bytes
+        and exclude the files that fail alone (see the class); the loop then rebuilds the
+        pipeline. RuntimeError naming the batch and the cause where none fails alone.
+
+        The failed batch is the oldest one fed and not yet returned (DALI reports an error at
+        the run of the batch it belongs to, however far ahead it prefetched).
+        """
+        self._pipe = None
+        epoch, step = self._fed[0] if self._fed else (self.epoch, self.step)
+        clips = self.sampler.batch(epoch, step)
+        found: dict[int, str] = {}
+        for clip in clips:
+            if clip.item in found:
+                continue
+            data, frames = self._clip_input(clip)
+            message = clip_decode_error(data, frames, device=self.device, device_id=self._device_id)
+            if message is not None:
+                first, last = int(clip.frames.min()), int(clip.frames.max())
+                found[clip.item] = f"damaged frame data (frames {first}..{last}): {message}"
+        if not found:
+            files = ", ".join(str(self.entries[c.item].path) for c in clips)
+            raise RuntimeError(
+                f"the pipeline failed on batch {step} of epoch {epoch} (files: {files}): "
+                f"{decoder_message(exc)}"
+            ) from exc
+        for video, reason in found.items():
+            self._exclude(video, reason)
+
+    def _exclude(self, video: int, reason: str) -> None:
+        """Skip ``video`` from now on: its clips are replaced (``ClipSampler.exclude``)."""
+        path = self.entries[video].path
+        self.sampler.exclude(video)
+        self.skipped.append((path, reason))
+        self.damaged.append(path)
+        log.warning("skipped %s: %s; its clips are replaced by other videos'", path, reason)
+
+    @cached_property
+    def _index_fingerprint(self) -> str:
+        """Hash of the usable entries and their probed layout: what clip positions index."""
+        rows = [
+            [str(e.path), int(e.label), e.start, e.end, *v]
+            for e, v in zip(self.entries, self.sampler.videos)
+        ]
+        return hashlib.sha1(json.dumps(rows).encode()).hexdigest()
+
+    def _depends_on(self) -> dict[str, Any]:
+        return {**super()._depends_on(), "index": self._index_fingerprint}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Position, what it depends on, and the files found damaged so far (``damaged``)."""
+        return {**super().state_dict(), "damaged": [str(p) for p in self.damaged]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state`` (see :class:`~videomix_dali.sampling.LoaderPosition`); the
+        files it found damaged are skipped here too, their clips replaced the same way."""
+        super().load_state_dict(state)
+        videos = {str(e.path): k for k, e in enumerate(self.entries)}
+        for path in state.get("damaged", []):
+            if videos[path] not in self.sampler.excluded:
+                self._exclude(
+                    videos[path], "damaged frame data, found by the run that saved the state"
+                )
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
-        if self._pipe is None:
-            self._build()
-        while self.step < len(self):
+        """The rest of the current epoch (the next one where it is complete); ends the loop
+        running before it."""
+        return self._batches(self._new_loop())
+
+    def _batches(self, loop: int) -> Iterator[tuple[torch.Tensor, ...]]:
+        while True:
+            self._check_loop(loop)
+            if self._pipe is None:
+                self._build()
             try:
                 video, label, index = self._pipe.run()
             except Exception as exc:
-                epoch, step = self._fed[0] if self._fed else (self.epoch, self.step)
-                files = ", ".join(self._files_of(epoch, step))
-                self._pipe = None
-                raise RuntimeError(
-                    f"the pipeline failed on batch {step} of epoch {epoch} (files: {files}): {exc}"
-                ) from exc
+                self._skip_damaged(exc)
+                continue
             self._fed.popleft()
             self.step += 1
+            last = self.step == len(self)
+            if last:
+                self.epoch, self.step = self.epoch + 1, 0
             out = (to_torch(video), to_torch(label))
             yield out + (to_torch(index),) if self.return_index else out
-        self.epoch, self.step = self.epoch + 1, 0
+            if last:
+                return

@@ -142,20 +142,22 @@ def main() -> None:
     p.add_argument("--synthetic", type=int, default=240_000)
     args = p.parse_args()
     result: dict[str, object] = {"load_average_at_start": os.getloadavg(), "cpus": os.cpu_count()}
-    t = time.perf_counter()
-    paths = make_corpus(args.src, args.dst, args.files)
-    result["copy_s"] = time.perf_counter() - t
-    cache = fresh_cache()
-    result["probe_cold_s"] = timed(lambda: probe_videos(paths, progress=False))
-    result["probe_warm_s"] = timed(lambda: probe_videos(paths, progress=False))
-    result["cache_mb"] = cache.stat().st_size / 1e6
-    result["cache_load_s"] = timed(lambda: _read_table(cache))
-    result["probe_cold_2ranks_s"], result["probe_warm_2ranks_s"] = two_ranks(paths)
-    fresh_cache()
-    result["loader_first_batch_cold_s"] = timed(lambda: first_batch(args.dst))
-    result["loader_first_batch_warm_s"] = timed(lambda: first_batch(args.dst))
-    result["formats"] = formats(args.synthetic)
-    result["load_average_at_end"] = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="startup-") as scratch:
+        tempfile.tempdir = scratch  # the caches and tables below, removed at the end
+        t = time.perf_counter()
+        paths = make_corpus(args.src, args.dst, args.files)
+        result["copy_s"] = time.perf_counter() - t
+        cache = fresh_cache()
+        result["probe_cold_s"] = timed(lambda: probe_videos(paths, progress=False))
+        result["probe_warm_s"] = timed(lambda: probe_videos(paths, progress=False))
+        result["cache_mb"] = cache.stat().st_size / 1e6
+        result["cache_load_s"] = timed(lambda: _read_table(cache))
+        result["probe_cold_2ranks_s"], result["probe_warm_2ranks_s"] = two_ranks(paths)
+        fresh_cache()
+        result["loader_first_batch_cold_s"] = timed(lambda: first_batch(args.dst))
+        result["loader_first_batch_warm_s"] = timed(lambda: first_batch(args.dst))
+        result["formats"] = formats(args.synthetic)
+        result["load_average_at_end"] = os.getloadavg()
     json.dump(result, sys.stdout, indent=1)
     print()
 

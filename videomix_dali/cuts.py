@@ -14,6 +14,7 @@ the loader reads only that byte range (one ``pread``), whatever the file's lengt
 
 from __future__ import annotations
 
+import bisect
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -216,8 +217,8 @@ def clip_bytes(path: str | Path, cuts: CutIndex, first: int, last: int) -> tuple
     up to the next cut point after ``last``; frame ``i`` of the file is frame ``i - shift`` of
     the bytes. Reads only those ranges.
     """
-    k = int(np.searchsorted(cuts.frames, first, side="right")) - 1
-    n = int(np.searchsorted(cuts.frames, last, side="right"))
+    k = bisect.bisect_right(cuts.frames, first) - 1
+    n = bisect.bisect_right(cuts.frames, last)
     start, end = cuts.starts[k], cuts.starts[n] if n < len(cuts.starts) else cuts.end
     ranges = [*cuts.header[:1], (0, 0), *cuts.header[1:], (start, end)]
     total = sum(b - a for a, b in ranges) + len(_SEGMENT_UNKNOWN_SIZE)

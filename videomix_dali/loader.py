@@ -287,7 +287,8 @@ class VideoLoader(LoaderPosition):
         if self.device == "cpu" and info.codec not in CPU_CODECS:
             return (
                 f"codec {info.codec} cannot be decoded by DALI's CPU backend (VP8, VP9, MJPEG "
-                "only); use device='gpu' or transcode to VP9 (ffmpeg -i IN -c:v libvpx-vp9 OUT)"
+                "only); use device='gpu' or rewrite the dataset as VP9 with "
+                "`videomix-dali prepare SRC DST` (keyframe-cut .webm, decoded fastest)"
             )
         if self.device == "gpu" and (reason := nvdec_unusable_reason(info)):
             return reason

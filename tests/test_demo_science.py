@@ -62,6 +62,15 @@ def test_seeds_mean_std_and_verdicts_from_hand_made_results():
     assert verdict(RUNS, "mixup", "none", "t") == (  # 10, 12, 14
         "mixup − none on t: +12.0 ± 2.0 points over 3 seeds (the interval excludes 0: mixup higher)"
     )
+    # differences 8.33, 4.17, 0 (k / 24 videos): mean == std, not split by rounding
+    tie = {
+        "none": [{"seed": i, "t": 100 * (k / 24)} for i, k in enumerate((18, 19, 20))],
+        "spatial": [{"seed": i, "t": 100 * (20 / 24)} for i in range(3)],
+    }
+    assert verdict(tie, "spatial", "none", "t") == (
+        "spatial − none on t: +4.2 ± 4.2 points over 3 seeds "
+        "(the interval contains 0: not separated from seed noise)"
+    )
     one = {"none": RUNS["none"][:1], "spatial": RUNS["spatial"][:1]}
     assert summarize(one, ["t"])["none"]["t"]["std"] is None
     assert verdict(one, "spatial", "none", "t") == (

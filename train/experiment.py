@@ -77,7 +77,7 @@ def verdict(runs: dict[str, list[dict[str, Any]]], mode: str, baseline: str, spl
         return f"{head} points over {n} seed (one seed: no interval, no verdict)"
     reading = (
         "the interval contains 0: not separated from seed noise"
-        if abs(mean) <= std
+        if abs(mean) <= std + 1e-9  # top-1 values are k/n: equal bounds must not split on ulps
         else f"the interval excludes 0: {mode} {'higher' if mean > 0 else 'lower'}"
     )
     return f"{head} ± {std:.1f} points over {n} seeds ({reading})"

@@ -21,7 +21,8 @@ from videomix_dali.demo import (
     make_demo_dataset,
 )
 from videomix_dali.index import read_index
-from videomix_dali.probe import nvdec_unusable_reason, probe_videos
+from videomix_dali.probe import nvdec_unusable_reason
+from videomix_dali.probe_cache import probe_videos
 
 PARAMS = dict(
     seed=3,

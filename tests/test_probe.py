@@ -22,20 +22,16 @@ import pytest
 import torch
 from videos import ramp_video, write_video
 
-from videomix_dali import probe
+from videomix_dali import probe_cache
 from videomix_dali.cuts import CutIndex
 from videomix_dali.loader import VideoLoader
-from videomix_dali.probe import (
-    ProbeError,
-    VideoInfo,
-    _cache_file,
-    _chroma,
+from videomix_dali.probe import ProbeError, VideoInfo, _chroma, nvdec_unusable_reason, probe_video
+from videomix_dali.probe_cache import (
     _decode,
     _encode,
     _read_table,
     _write_table,
-    nvdec_unusable_reason,
-    probe_video,
+    cache_file,
     probe_videos,
 )
 
@@ -317,10 +313,10 @@ def test_a_cache_of_the_wrong_shape_is_ignored_rebuilt_and_reported_once(
 ):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     path = write_video(tmp_path / "a.webm", ramp_video(6, 32, 48, 0))
-    cache = _cache_file()
+    cache = cache_file()
     cache.parent.mkdir(parents=True)
     cache.write_bytes(content(path))
-    with caplog.at_level(logging.WARNING, logger="videomix_dali.probe"):
+    with caplog.at_level(logging.WARNING, logger="videomix_dali.probe_cache"):
         assert _reason(path) == 6
         assert _reason(path) == 6  # from the rebuilt cache: no second message
     (record,) = caplog.records
@@ -388,13 +384,13 @@ def test_two_ranks_each_probe_half_and_both_get_every_result(tmp_path, monkeypat
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     paths = _copies(tmp_path, 9)
     probed: list[tuple[str, Path]] = []
-    real = probe.probe_video
+    real = probe_cache.probe_video
 
     def recorded(path):
         probed.append((threading.current_thread().name, path))
         return real(path)
 
-    monkeypatch.setattr(probe, "probe_video", recorded)
+    monkeypatch.setattr(probe_cache, "probe_video", recorded)
     results: dict[int, list] = {}
 
     def rank(r: int) -> None:
@@ -410,7 +406,7 @@ def test_two_ranks_each_probe_half_and_both_get_every_result(tmp_path, monkeypat
     assert _comparable(results[0]) == _comparable(results[1])
     assert [isinstance(r, VideoInfo) for r in results[0]] == [i != 3 for i in range(9)]
     assert results[0][3].reason.startswith("not a readable video (")
-    assert sorted(os.listdir(_cache_file().parent)) == [_cache_file().name]  # shards removed
+    assert sorted(os.listdir(cache_file().parent)) == [cache_file().name]  # shards removed
     probed.clear()
     again = probe_videos(paths, progress=False)  # from the cache, but for the error
     assert [p for _, p in probed] == [paths[3]]
@@ -420,13 +416,13 @@ def test_two_ranks_each_probe_half_and_both_get_every_result(tmp_path, monkeypat
 def test_a_rank_that_never_comes_is_named_and_its_files_probed_here(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     paths = _copies(tmp_path, 4)
-    with caplog.at_level(logging.WARNING, logger="videomix_dali.probe"):
+    with caplog.at_level(logging.WARNING, logger="videomix_dali.probe_cache"):
         results = probe_videos(paths, progress=False, rank=0, world_size=2, timeout=0.3)
     assert [isinstance(r, VideoInfo) for r in results] == [True, True, True, False]
     waited, probed_here = (r.getMessage() for r in caplog.records)
     assert re.fullmatch(
         r"waited 0 s for the probe results of other ranks, which did not come: "
-        + re.escape(str(_cache_file().parent))
+        + re.escape(str(cache_file().parent))
         + r"/probe-v5\.[0-9a-f]{16}\.rank1of2\.npz",
         waited,
     )
@@ -439,7 +435,7 @@ def _never_wait(*_) -> None:
 
 def _group_rank(rank: int, port: int, paths: list[Path], cache_home: str, out: str) -> None:
     """One rank of a two-process gloo group: probe ``paths`` together, save what it got."""
-    probe._wait_for = _never_wait  # the ranks meet at barriers, not by waiting for files
+    probe_cache._wait_for = _never_wait  # the ranks meet at barriers, not by waiting for files
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), XDG_CACHE_HOME=cache_home)
     torch.distributed.init_process_group("gloo", rank=rank, world_size=2)
     try:
@@ -460,4 +456,4 @@ def test_ranks_of_a_process_group_meet_at_barriers(tmp_path):
     )
     assert (tmp_path / "0.txt").read_text() == (tmp_path / "1.txt").read_text()
     assert (tmp_path / "0.txt").read_text().count("VideoInfo(") == 4
-    assert os.listdir(tmp_path / "cache" / "videomix_dali") == [_cache_file().name]
+    assert os.listdir(tmp_path / "cache" / "videomix_dali") == [cache_file().name]

@@ -19,7 +19,8 @@ from .handoff import to_torch
 from .index import VideoIndex, read_index
 from .mix import VideoMix, mix_labels
 from .pipeline import DTYPES, build_pipeline, mix_source_outputs
-from .probe import ProbeError, VideoInfo, nvdec_unusable_reason, probe_videos
+from .probe import ProbeError, VideoInfo, nvdec_unusable_reason
+from .probe_cache import probe_videos
 from .recipes import Recipe, checked_int, resolve_recipe
 from .runtime import free_memory, rank_and_world_size, resolve_device
 from .sampling import LAST_BATCH_POLICIES, Clip, ClipConfig, ClipSampler, LoaderPosition

@@ -22,7 +22,8 @@ from nvidia.dali import fn, pipeline_def
 from tqdm import tqdm
 
 from .cuts import block_counts, video_track
-from .probe import VideoInfo, _cache_file, _cache_key
+from .probe import VideoInfo
+from .probe_cache import cache_file, cache_key
 
 VERIFY_MODES = (None, "decode")
 _CACHE_NAME = "verify-v1.json"
@@ -123,9 +124,9 @@ def verify_videos(
 ) -> list[str | None]:
     """:func:`decode_check` of every file (its probe result in ``infos``): the reason it is
     damaged or None, per path in order; cached by path, size and mtime."""
-    cache_path = _cache_file().with_name(_CACHE_NAME)
+    cache_path = cache_file().with_name(_CACHE_NAME)
     cache = _read_cache(cache_path)
-    keys = [_cache_key(path) for path in paths]
+    keys = [cache_key(path) for path in paths]
     todo = [i for i, key in enumerate(keys) if key not in cache]
     if todo:
         with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..index import read_index
 from ..loader import VideoLoader
-from ..probe import probe_videos
+from ..probe_cache import probe_videos
 from .data import make_bench_data
 from .report import write_json
 

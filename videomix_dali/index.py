@@ -43,18 +43,24 @@ from pathlib import Path
 
 __all__ = [
     "FORMATS",
+    "HMDB_SPLIT_ARG_RE",
+    "HMDB_SPLIT_RE",
+    "HMDB_TAGS",
     "VIDEO_EXTENSIONS",
     "VideoEntry",
     "VideoIndex",
+    "detect_format",
     "read_index",
 ]
 
 VIDEO_EXTENSIONS: tuple[str, ...] = (".webm", ".mp4", ".mkv", ".avi", ".mov", ".m4v")
 
 _UCF_LIST_RE = re.compile(r"^(train|test)list\d*\.txt$", re.IGNORECASE)
-_HMDB_SPLIT_RE = re.compile(r"^(?P<cls>.+)_test_split(?P<num>[123])\.txt$")
-_HMDB_SPLIT_ARG_RE = re.compile(r"^(?P<part>train|test|unused)(?P<num>[123])?$")
-_HMDB_TAGS = {"train": "1", "test": "2", "unused": "0"}
+#: HMDB-51 split files (``<class>_test_split<n>.txt``), a ``split=`` argument for them, and the
+#: tag of each part in those files.
+HMDB_SPLIT_RE = re.compile(r"^(?P<cls>.+)_test_split(?P<num>[123])\.txt$")
+HMDB_SPLIT_ARG_RE = re.compile(r"^(?P<part>train|test|unused)(?P<num>[123])?$")
+HMDB_TAGS = {"train": "1", "test": "2", "unused": "0"}
 _SSV2_BRACKETS_RE = re.compile(r"\[([^\]]*)\]")
 _MAX_LISTED = 5
 _INT_RE = re.compile(r"[+-]?[0-9]+")
@@ -536,7 +542,7 @@ def _read_hmdb51(
 ) -> VideoIndex:
     part = num = None
     if split is not None:
-        m = _HMDB_SPLIT_ARG_RE.match(split)
+        m = HMDB_SPLIT_ARG_RE.match(split)
         if m is None:
             raise ValueError(
                 f"split={split!r} is not valid for hmdb51: use 'train', 'test' or 'unused', "
@@ -548,12 +554,12 @@ def _read_hmdb51(
         files = sorted(
             source_path / n
             for n in os.listdir(source_path)
-            if (m := _HMDB_SPLIT_RE.match(n)) and m.group("num") == want
+            if (m := HMDB_SPLIT_RE.match(n)) and m.group("num") == want
         )
         if not files:
             raise ValueError(f"{source_path}: no HMDB-51 split files *_test_split{want}.txt")
     else:
-        m = _HMDB_SPLIT_RE.match(source_path.name)
+        m = HMDB_SPLIT_RE.match(source_path.name)
         if m is None:
             raise ValueError(
                 f"{source_path}: not an HMDB-51 split file name (<class>_test_split<N>.txt)"
@@ -561,11 +567,11 @@ def _read_hmdb51(
         if num is not None and m.group("num") != num:
             raise ValueError(f"split={split!r} asks for split {num} but {source_path} is another")
         files = [source_path]
-    names = [_HMDB_SPLIT_RE.match(f.name).group("cls") for f in files]  # type: ignore[union-attr]
+    names = [HMDB_SPLIT_RE.match(f.name).group("cls") for f in files]  # type: ignore[union-attr]
     if classes is None:
         classes = sorted(set(names))
     lookup = {c: i for i, c in enumerate(classes)}
-    tag = _HMDB_TAGS[part] if part is not None else None
+    tag = HMDB_TAGS[part] if part is not None else None
     rows: list[_Row] = []
     for f, name in zip(files, names, strict=True):
         fsrc = str(f)
@@ -703,7 +709,8 @@ FORMATS: tuple[str, ...] = tuple(_READERS)
 # entry point
 
 
-def _detect(path: Path) -> str:
+def detect_format(path: Path) -> str:
+    """The index format of ``path``, as ``read_index`` detects it (see its ``fmt``)."""
     if path.is_dir():
         return "folder"
     suffix = path.suffix.lower()
@@ -714,7 +721,7 @@ def _detect(path: Path) -> str:
     if suffix == ".txt":
         if _UCF_LIST_RE.match(path.name):
             return "ucf101"
-        if _HMDB_SPLIT_RE.match(path.name):
+        if HMDB_SPLIT_RE.match(path.name):
             return "hmdb51"
         return "file_list"
     raise ValueError(
@@ -771,4 +778,4 @@ def read_index(
     path = Path(os.path.abspath(source))
     if not path.exists():
         raise ValueError(f"source {path} does not exist")
-    return _READERS[fmt or _detect(path)](path, root, split, cls, allow_outside_root)
+    return _READERS[fmt or detect_format(path)](path, root, split, cls, allow_outside_root)

@@ -35,12 +35,12 @@ import av
 from tqdm import tqdm
 
 from .index import (
-    _HMDB_SPLIT_ARG_RE,
-    _HMDB_SPLIT_RE,
-    _HMDB_TAGS,
+    HMDB_SPLIT_ARG_RE,
+    HMDB_SPLIT_RE,
+    HMDB_TAGS,
     VideoEntry,
     VideoIndex,
-    _detect,
+    detect_format,
     read_index,
 )
 from .probe import ProbeError, probe_video
@@ -282,12 +282,12 @@ def _hmdb_tags(
     src: Path, root: str | os.PathLike | None, split: str | None
 ) -> tuple[str, dict[Path, str]]:
     """(split number, video path -> tag 0/1/2) of an HMDB-51 source: one read per part."""
-    asked = _HMDB_SPLIT_ARG_RE.match(split) if split else None  # read_index checked it
+    asked = HMDB_SPLIT_ARG_RE.match(split) if split else None  # read_index checked it
     if src.is_dir():
         number = (asked and asked.group("num")) or "1"
     else:
-        number = _HMDB_SPLIT_RE.match(src.name).group("num")  # type: ignore[union-attr]
-    parts = [asked.group("part")] if asked else list(_HMDB_TAGS)
+        number = HMDB_SPLIT_RE.match(src.name).group("num")  # type: ignore[union-attr]
+    parts = [asked.group("part")] if asked else list(HMDB_TAGS)
     tags: dict[Path, str] = {}
     for part in parts:
         with warnings.catch_warnings():
@@ -296,7 +296,7 @@ def _hmdb_tags(
                 index = read_index(src, fmt="hmdb51", root=root, split=part + number)
             except ValueError:  # no video of this part
                 continue
-        tags.update((e.path, _HMDB_TAGS[part]) for e in index.entries)
+        tags.update((e.path, HMDB_TAGS[part]) for e in index.entries)
     return number, tags
 
 
@@ -453,7 +453,7 @@ def prepare(
     """
     _check_args(codec, short_side, gop, workers)
     src_path = Path(os.path.abspath(src))
-    fmt = fmt or _detect(src_path)
+    fmt = fmt or detect_format(src_path)
     index = read_index(src_path, fmt=fmt, root=root, split=split)
     src_root = _source_root(fmt, src_path, root, split)
     dst = Path(os.path.abspath(dst))

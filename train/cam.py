@@ -164,10 +164,18 @@ def _load_clips(videos: list[str], cfg: dict, model: torch.nn.Module):
     return x, loader.recipe
 
 
-def cam_grid(checkpoints: list[str], videos: list[str], out: str | Path, last_stride=1) -> Path:
+def cam_grid(
+    checkpoints: list[str],
+    videos: list[str],
+    out: str | Path,
+    *,
+    last_stride: int = 1,
+    max_frames: int = 8,
+) -> Path:
     """One PNG: per video its frames, then per checkpoint the CAM of the video's class (the
     name of its folder if that is a class, else the checkpoint's top-1), labelled with the
-    checkpoint's mix mode, p(class) and the prediction."""
+    checkpoint's mix mode, the CAM's peak (each row is scaled to it), p(class) and the
+    prediction."""
     models = [_load_model(c, last_stride) for c in checkpoints]
     x, recipe = _load_clips(videos, models[0][1], models[0][0])
     rows: list[tuple[str, np.ndarray, np.ndarray | None]] = []
@@ -180,10 +188,16 @@ def cam_grid(checkpoints: list[str], videos: list[str], out: str | Path, last_st
                 probs = model(clip[None]).softmax(1)[0]
             pred = int(probs.argmax())
             k = classes.index(folder.name) if folder.name in classes else pred
-            up = upsample_cam(compute_cam(model, clip, [k]), tuple(clip.shape[1:]))[0]
-            label = f"{cfg['mix']}: CAM {classes[k]}\np={float(probs[k]):.2f}, says {classes[pred]}"
+            cam = compute_cam(model, clip, [k])
+            up = upsample_cam(cam, tuple(clip.shape[1:]))[0]
+            peak = float(cam.clamp(min=0).max())  # each row is scaled to its own peak
+            label = (
+                f"{cfg['mix']}: CAM {classes[k]}\npeak {peak:.1f}, p={float(probs[k]):.2f}\n"
+                f"says {classes[pred]}"
+            )
             rows.append((label, frames, up.numpy()))
-    return render_cam_grid(rows, out, title="ST-CAM of each video's class, per model")
+    title = "ST-CAM of each video's class, per model"
+    return render_cam_grid(rows, out, title=title, max_frames=max_frames)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,13 +209,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the mixing box")
     p.add_argument("--classes", help="class names or ids, comma-separated (default: top-2)")
     p.add_argument("--last-stride", type=int, default=1, choices=[1, 2])
+    p.add_argument("--frames", type=int, default=8, help="columns: frames shown (at most)")
     p.add_argument("--out", default="cams", help="folder; a grid: the PNG's path")
     args = p.parse_args(argv)
 
     if len(args.checkpoint) > 1 or len(args.video) > 1:
         if args.video2 or args.classes:
             raise SystemExit("a grid (several --checkpoint / --video) takes no --video2, --classes")
-        png = cam_grid(args.checkpoint, args.video, args.out, args.last_stride)
+        png = cam_grid(
+            args.checkpoint,
+            args.video,
+            args.out,
+            last_stride=args.last_stride,
+            max_frames=args.frames,
+        )
         print(f"ST-CAM grid, {len(args.video)} videos x {len(args.checkpoint)} models: {png}")
         return 0
     [video] = args.video
@@ -224,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     names = [f"{classes[i]} (p={float(probs[i]):.2f})" for i in ids]
     out = Path(args.out)
     stem = Path(video).stem + (f"+{Path(args.video2).stem}" if args.video2 else "")
-    png = render_cam_png(frames, up.numpy(), names, out / f"stcam_{stem}.png", title=title)
+    png = out / f"stcam_{stem}.png"
+    render_cam_png(frames, up.numpy(), names, png, title=title, max_frames=args.frames)
     np.save(out / f"stcam_{stem}.npy", cam.numpy())
     print(f"ST-CAM {tuple(cam.shape)} (classes x T' x H' x W') for {', '.join(names)}: {png}")
     return 0

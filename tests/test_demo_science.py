@@ -106,6 +106,7 @@ def test_two_seed_one_epoch_compare_end_to_end_then_reused(demo, tmp_path, capsy
         cli.parser().parse_args(argv + ["--out", str(tmp_path)]), ["none", "spatial"]
     )
     assert all(r["reused"] for rows in again["runs"].values() for r in rows)
+    assert "4 runs (4 reused) in " in capsys.readouterr().out
     assert again["summary"] == result["summary"] == saved["summary"]
 
 

@@ -202,7 +202,9 @@ def compare(args: argparse.Namespace, modes: list[str], *, ablation: bool = Fals
         print(f"chart: {png}")
     minutes, seconds = divmod(round(result["wall_s"]), 60)
     json_path = write_json(result, base / f"{name}.json")
-    print(f"{len(modes) * len(seeds)} runs in {minutes} min {seconds} s; results: {json_path}")
+    reused = sum(bool(r.get("reused")) for rows in result["runs"].values() for r in rows)
+    runs = f"{len(modes) * len(seeds)} runs" + (f" ({reused} reused)" if reused else "")
+    print(f"{runs} in {minutes} min {seconds} s; results: {json_path}")
     return result
 
 

@@ -23,6 +23,7 @@ from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
+from videomix_dali.index import read_index
 from videomix_dali.mix import MODES
 from videomix_dali.recipes import list_recipes, load_recipe
 
@@ -156,9 +157,9 @@ def print_describe(args: argparse.Namespace) -> None:
 
 
 def compare(args: argparse.Namespace, modes: list[str], *, ablation: bool = False) -> dict:
-    """Train every mode with seeds ``args.seed .. args.seed + args.seeds - 1`` (same model and
-    budget), print top-1 mean ± std per test split and the verdicts, write the JSON (and, for
-    the ablation, the chart). A run that already finished with the same config is reused."""
+    """Train every mode with ``args.seeds`` seeds from ``args.seed`` (default 1, ablation 3;
+    same model and budget), print top-1 mean ± std per test split and the verdicts, write the
+    JSON (and, for the ablation, the chart). A finished run of the same config is reused."""
     for m in modes:
         if m not in MODES:
             raise SystemExit(f"--compare: unknown mode {m!r}; choose from {', '.join(MODES)}")
@@ -180,7 +181,8 @@ def compare(args: argparse.Namespace, modes: list[str], *, ablation: bool = Fals
         return {s: results[s].top1 for s in splits}
 
     baseline = "none" if "none" in modes else modes[0]
-    result = run_grid(modes, seeds, train_one, baseline=baseline, progress=not args.no_progress)
+    progress = not args.no_progress and dist_utils.is_main()
+    result = run_grid(modes, seeds, train_one, baseline=baseline, progress=progress)
     cfg = config_from(args, baseline)
     result["config"] = {k: v for k, v in asdict(cfg).items() if k not in ("mix", "seed")}
     name = "ablation" if ablation else "compare"
@@ -194,8 +196,6 @@ def compare(args: argparse.Namespace, modes: list[str], *, ablation: bool = Fals
     print(format_table(result["summary"], result["splits"], len(seeds)))
     print("\n".join(result["verdicts"]))
     if ablation:
-        from videomix_dali.index import read_index
-
         chance = 100 / len(read_index(cfg.data).classes)
         png = base / f"{name}.png"
         plot_summary(result["summary"], result["splits"], png, chance=chance, title=head)

@@ -23,14 +23,17 @@ from tqdm.auto import tqdm
 __all__ = [
     "ABLATION_MODES",
     "format_table",
+    "machine",
+    "mean_std",
     "paired_difference",
     "plot_summary",
     "run_grid",
     "summarize",
     "verdict",
+    "write_json",
 ]
 
-#: the paper's Tables 1-3 in miniature: the VideoMix variants and the image baselines
+#: the paper's Tables 2, 3 and 6 in miniature: the VideoMix variants and the image baselines
 ABLATION_MODES: tuple[str, ...] = (
     "none",
     "spatial",

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_make_target_runs_the_script_in_dry_run_mode():
-    cmd = ["make", "-n", "gpu-check", "DRY=1", f"PYTHON={sys.executable}"]
+    cmd = ["make", "-n", "--no-print-directory", "gpu-check", "DRY=1", f"PYTHON={sys.executable}"]
     dry = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert dry.strip() == f"{sys.executable} tests/gpu_check.py --dry-run"
 

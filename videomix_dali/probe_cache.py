@@ -163,10 +163,10 @@ def _read_table(path: Path) -> dict[str, VideoInfo | str]:
 
 def _write_table(path: Path, entries: Mapping[str, VideoInfo | str]) -> bool:
     """Write ``entries`` as a cache (or shard) file; False where it cannot."""
-    return _write_atomic(path, lambda f: np.savez(f, **_encode(entries)))
+    return write_atomic(path, lambda f: np.savez(f, **_encode(entries)))
 
 
-def _write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> bool:
+def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> bool:
     """Write ``path`` through a temporary file, so that readers never see half a file; False
     where it cannot (a read-only cache folder only costs a re-probe next time)."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from .cuts import block_counts, video_track
 from .probe import VideoInfo
-from .probe_cache import cache_file, cache_key
+from .probe_cache import cache_file, cache_key, write_atomic
 
 VERIFY_MODES = (None, "decode")
 _CACHE_NAME = "verify-v1.json"
@@ -136,16 +136,5 @@ def verify_videos(
             )
             for i, reason in zip(todo, bar):
                 cache[keys[i]] = reason
-        _write_cache(cache_path, cache)
+        write_atomic(cache_path, lambda f: f.write(json.dumps(cache).encode()))
     return [cache[key] for key in keys]
-
-
-def _write_cache(path: Path, cache: dict[str, str | None]) -> None:
-    """Atomic write (ranks never read half a file); a read-only cache folder costs a re-check."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(cache))
-        tmp.replace(path)
-    except OSError:
-        pass

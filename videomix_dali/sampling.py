@@ -163,6 +163,7 @@ class EpochSampler:
         seed: int,
     ) -> None:
         self.num_items = num_items
+        self._last_order: tuple[int, np.ndarray] | None = None  # (epoch, epoch_order(epoch))
         self.train = train
         self.batch_size = batch_size
         self.shard_id = shard_id
@@ -181,11 +182,21 @@ class EpochSampler:
         self.num_batches = full + (1 if rest and last_batch == "partial" else 0)
 
     def epoch_order(self, epoch: int) -> np.ndarray:
-        """Item id at each global position of ``epoch`` (a permutation when training)."""
+        """Item id at each global position of ``epoch`` (a permutation when training).
+
+        The last epoch's order is kept: every batch of an epoch reads it, and a permutation of
+        a Kinetics-size index costs milliseconds on the host source's hot path.
+        """
+        cached = self._last_order
+        if cached is not None and cached[0] == epoch:
+            return cached[1]
         if not self.train:
-            return np.arange(self.num_items)
-        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, epoch])))
-        return rng.permutation(self.num_items)
+            order = np.arange(self.num_items)
+        else:
+            seeds = np.random.SeedSequence([self.seed, epoch])
+            order = np.random.Generator(np.random.PCG64(seeds)).permutation(self.num_items)
+        self._last_order = (epoch, order)
+        return order
 
     def batch_items(self, epoch: int, step: int) -> list[tuple[int, int]]:
         """(global position, item id) of each sample of batch ``step`` of ``epoch``."""

@@ -23,7 +23,9 @@ def tiny(tmp_path_factory):
     [({"device": "tpu"}, "device='tpu'"), ({"dtype": "int8"}, "dtype='int8'")],
 )
 def test_pipeline_builder_rejects_bad_arguments(kwargs, message):
-    settings = dict(device="cpu", batch_size=1, crop_size=8, mean=[0] * 3, std=[1] * 3)
+    settings = dict(
+        device="cpu", batch_size=1, num_frames=1, crop_size=8, mean=[0] * 3, std=[1] * 3
+    )
     with pytest.raises(ValueError, match=message):
         build_pipeline(lambda: None, **{**settings, **kwargs})
 

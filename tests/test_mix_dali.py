@@ -7,7 +7,7 @@ import pytest
 from nvidia.dali import fn, pipeline_def, types
 
 from videomix_dali.mix import MODES, VideoMix, mix_normalize_batch
-from videomix_dali.mix.apply_dali import apply_dali, dali_inputs, num_dali_inputs
+from videomix_dali.mix.apply_dali import apply_dali, dali_batch_size, dali_inputs, num_dali_inputs
 
 MEAN, STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
 
@@ -16,7 +16,9 @@ def dali_mix(frames: list[np.ndarray], params, dtype) -> np.ndarray:
     inputs = dali_inputs(params)
     assert len(inputs) == num_dali_inputs(params.mode, params.num_videos)
 
-    @pipeline_def(batch_size=len(frames), num_threads=2, device_id=None)
+    batch_size = dali_batch_size(params.mode, len(frames), len(frames[0]))
+
+    @pipeline_def(batch_size=batch_size, num_threads=2, device_id=None)
     def pipe():
         video = fn.external_source(source=lambda: frames, batch=True, layout="FHWC")
         nodes = [fn.external_source(source=_constant(a), batch=True) for a in inputs]

@@ -374,6 +374,7 @@ class VideoLoader(LoaderPosition):
             lambda: next(stream),
             device=self.device,
             batch_size=r.batch_size,
+            num_frames=r.num_frames,
             crop_size=r.crop_size,
             mean=r.mean,
             std=r.std,

@@ -15,7 +15,7 @@ from nvidia.dali import fn, pipeline_def, types
 from nvidia.dali.pipeline import Pipeline
 
 from .mix import MixParams, VideoMix, apply_mix
-from .mix.apply_dali import apply_dali, dali_inputs, num_dali_inputs
+from .mix.apply_dali import apply_dali, dali_batch_size, dali_inputs, num_dali_inputs
 
 DTYPES = {"float32": types.FLOAT, "float16": types.FLOAT16}
 
@@ -106,6 +106,7 @@ def build_pipeline(
     *,
     device: str,
     batch_size: int,
+    num_frames: int,
     crop_size: int,
     mean: Sequence[float],
     std: Sequence[float],
@@ -116,7 +117,8 @@ def build_pipeline(
     seed: int = 0,
     mix: VideoMix | None = None,
 ) -> Pipeline:
-    """Build (and return, built) the video pipeline.
+    """Build (and return, built) the video pipeline for batches of ``batch_size`` clips of
+    ``num_frames`` frames.
 
     ``source()`` returns the next batch as lists of per-sample arrays named by
     ``SOURCE_OUTPUTS``: encoded file bytes (uint8), frame indices (T,) int32, ROI start and
@@ -132,6 +134,8 @@ def build_pipeline(
     if dtype not in DTYPES:
         raise ValueError(f"dtype={dtype!r} must be one of {', '.join(DTYPES)}")
     decoder_device = "mixed" if device == "gpu" else "cpu"
+    if mix is not None and device == "cpu":  # the CPU mix step's multi_paste works per frame
+        batch_size = dali_batch_size(mix.mode, batch_size, num_frames)
 
     @_pipeline_def(batch_size, num_threads, prefetch, device, device_id, seed)
     def video_pipeline():

@@ -2,11 +2,14 @@
 
 ``fn.python_function`` runs serially under a global lock and DALI copies its outputs, so
 on the CPU the mix step is built from DALI's own operators instead, which run in its
-thread pool: ``permute_batch`` fetches each paste's partner clip, a box is a broadcast
-product of three 0/1 uint8 masks (frames x rows x columns), and ``out + (partner - out) *
-box`` pastes it in uint8 (wrapping arithmetic, exact). mixup blends in float32
-(``acc * lam + partner * (1 - lam)``, the twin's order); cutout erases after normalising.
-Normalising is ``crop_mirror_normalize``, as in an unmixed batch.
+thread pool: ``permute_batch`` fetches each paste's partner clip and ``multi_paste`` copies
+the clip and then each partner's box into the output, frame by frame (per-frame anchors and
+shapes; a frame outside a box gets an empty paste), later pastes over earlier ones. mixup
+blends in float32 (``acc * lam + partner * (1 - lam)``, the twin's order); cutout erases after
+normalising. Normalising is ``crop_mirror_normalize``, as in an unmixed batch.
+
+``multi_paste``'s CPU kernel works on the frames of a batch of sequences and needs the
+pipeline's batch size to be at least N x T (:func:`dali_batch_size`; measured with DALI 2.4).
 
 The host half (:func:`dali_inputs`) turns a :class:`MixParams` into small per-sample
 arrays; the graph half (:func:`apply_dali`) is a pure function of the clips and those
@@ -26,24 +29,34 @@ from nvidia.dali.data_node import DataNode
 
 from .params import MixParams, num_pastes
 
-__all__ = ["apply_dali", "dali_inputs", "num_dali_inputs"]
+__all__ = ["apply_dali", "dali_batch_size", "dali_inputs", "num_dali_inputs"]
 
-_PER_PASTE = {"mixup": 3, "cutout": 2}  # partner, lam, 1 - lam / erase anchor, shape
+_PASTE_MODES = ("spatial", "temporal", "spatiotemporal", "perframe")
 
 
 def num_dali_inputs(mode: str, num_videos: int) -> int:
     """How many per-sample inputs :func:`dali_inputs` yields for ``mode``."""
     if mode == "cutout":
-        return _PER_PASTE["cutout"]
-    return num_pastes(mode, num_videos) * _PER_PASTE.get(mode, 4)
+        return 2  # erase anchor, shape
+    if mode == "mixup":
+        return 3 * num_pastes(mode, num_videos)  # per paste: partner, lam, 1 - lam
+    if mode in _PASTE_MODES:
+        return num_pastes(mode, num_videos) + 2  # the partners, then anchors and shapes
+    return 0
+
+
+def dali_batch_size(mode: str, batch_size: int, num_frames: int) -> int:
+    """The pipeline batch size :func:`apply_dali` needs for batches of ``batch_size`` clips."""
+    return batch_size * num_frames if mode in _PASTE_MODES else batch_size
 
 
 def dali_inputs(params: MixParams) -> tuple[list[np.ndarray], ...]:
     """The graph's per-sample inputs for one (N, C, T, H, W) batch, one list of N each.
 
-    Per paste j of the pairing cut modes: partner index () int32 and the box as masks
-    (T, 1, 1, 1), (B, H, 1, 1), (B, 1, W, 1) uint8 (B = T for perframe, else 1; all zero
-    where the sample is not mixed). mixup: partner () int32, lam and 1 - lam () float32.
+    Pairing cut modes: each paste's partner index () int32, then the per-frame anchors and
+    shapes (T, 1 + P, 2) int32 (rows, columns) of ``multi_paste``'s inputs: the clip itself
+    whole, then each partner's box where the frame lies in it (shape 0 elsewhere and where
+    the sample is not mixed). mixup: partner () int32, lam and 1 - lam () float32 per paste.
     cutout: erase anchor and shape (3,) float32 over (T, H, W) (zero shape: no erase).
     """
     if params.is_features:
@@ -63,21 +76,19 @@ def dali_inputs(params: MixParams) -> tuple[list[np.ndarray], ...]:
             lam = np.where(params.applied, params.lam[:, j, 0], 1.0).astype(np.float32)
             oml = np.where(params.applied, 1.0 - params.lam[:, j, 0], 0.0).astype(np.float32)
             out += [[np.array(v) for v in lam], [np.array(v) for v in oml]]
-            continue
-        boxes = params.boxes[:, j] * params.applied[:, None, None]  # (N, B, 6); zero if unmixed
-        t, h, w = np.arange(T), np.arange(H), np.arange(W)
-        mt = _inside(t, boxes[:, :, 0], boxes[:, :, 1]).any(axis=1)  # (N, T)
-        mh = _inside(h, boxes[:, :, 2], boxes[:, :, 3])  # (N, B, H)
-        mw = _inside(w, boxes[:, :, 4], boxes[:, :, 5])  # (N, B, W)
-        for mask, shape in ((mt, (T, 1, 1, 1)), (mh, (B, H, 1, 1)), (mw, (B, 1, W, 1))):
-            dense = np.ascontiguousarray(mask, dtype=np.uint8)  # DALI takes no strides
-            out.append([m.reshape(shape) for m in dense])
-    return tuple(out)
-
-
-def _inside(axis: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """(..., L) bool: ``lo <= axis < hi`` for bounds of shape (...)."""
-    return (lo[..., None] <= axis) & (axis < hi[..., None])
+    if params.mode not in _PASTE_MODES:
+        return tuple(out)
+    anchors = np.zeros((N, T, 1 + P, 2), np.int32)
+    shapes = np.zeros((N, T, 1 + P, 2), np.int32)
+    shapes[:, :, 0] = (H, W)  # the clip itself, whole
+    frame = np.arange(T)
+    for j in range(P):
+        # (N, T, 6): the box of paste j on each frame (B = T for perframe: box b is frame b's)
+        box = np.broadcast_to(params.boxes[:, j], (N, T, 6)) if B == 1 else params.boxes[:, j]
+        inside = (box[..., 0] <= frame) & (frame < box[..., 1]) & params.applied[:, None]
+        anchors[:, :, j + 1] = np.where(inside[..., None], box[..., [2, 4]], 0)
+        shapes[:, :, j + 1] = np.where(inside[..., None], box[..., [3, 5]] - box[..., [2, 4]], 0)
+    return (*out, list(anchors), list(shapes))
 
 
 def apply_dali(
@@ -93,16 +104,20 @@ def apply_dali(
     ``inputs`` are the graph nodes of :func:`dali_inputs`' lists, in order.
     """
     out = video
-    per = _PER_PASTE.get(mode, 4)
-    if mode not in ("cutout", "none"):
-        for j in range(0, len(inputs), per):
+    if mode == "mixup":
+        for j in range(0, len(inputs), 3):
             partner = fn.permute_batch(video, indices=inputs[j])
-            if mode == "mixup":
-                lam, oml = inputs[j + 1], inputs[j + 2]
-                out = out * lam + partner * oml  # float32, three roundings
-            else:
-                box = inputs[j + 1] * inputs[j + 2] * inputs[j + 3]  # (T, H, W, 1) 0/1
-                out = out + (partner - out) * box  # uint8, wraps: exactly partner in the box
+            out = out * inputs[j + 1] + partner * inputs[j + 2]  # float32, three roundings
+    elif mode in _PASTE_MODES:
+        *partners, anchors, shapes = inputs
+        anchors, shapes = fn.per_frame(anchors), fn.per_frame(shapes)
+        out = fn.multi_paste(
+            video,
+            *(fn.permute_batch(video, indices=p) for p in partners),
+            in_anchors=anchors,
+            shapes=shapes,
+            out_anchors=anchors,
+        )
     out = fn.crop_mirror_normalize(
         out, dtype=dtype, output_layout="CFHW", mean=list(mean), std=list(std)
     )

@@ -91,7 +91,8 @@ def test_train_batches_shapes_stats_and_one_crop_per_clip(tmp_path):
     assert target.dtype == torch.int64 and target.shape == (3,)
     assert torch.equal(video, video[:, :, :1].expand_as(video))
     pixels = unnormalize(video)
-    assert 0 <= pixels.min() and pixels.max() <= 255
+    half_ulp = 2**-10 * STD  # float16 rounds a normalised value in [2, 4) to 2**-9
+    assert -half_ulp <= pixels.min() and pixels.max() <= 255 + half_ulp
     assert abs(pixels.mean() - 127) < 25  # uniform random texture
 
 

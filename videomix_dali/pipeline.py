@@ -15,7 +15,8 @@ from nvidia.dali import fn, pipeline_def, types
 from nvidia.dali.pipeline import Pipeline
 
 from .mix import MixParams, VideoMix, apply_mix
-from .mix.apply_dali import apply_dali, dali_batch_size, dali_inputs, num_dali_inputs
+from .mix.apply_dali import apply_dali, dali_batch_size, dali_inputs, normalize, num_dali_inputs
+from .native import crop_resize, pastes_while_resizing
 
 DTYPES = {"float32": types.FLOAT, "float16": types.FLOAT16}
 
@@ -126,15 +127,17 @@ def build_pipeline(
     int64. Outputs: video (N, C, T, crop, crop) ``dtype`` normalized with ``mean``/``std``
     (0..255 units), label (N,) int64, index (N,) int64. With ``mix`` the source also yields
     the batch's :func:`mix_source_outputs` and, as the label, the soft target (K,) float32 it
-    computed on the host from the same params; the batch is mixed after the crop (CPU:
-    DALI's own operators; GPU: the CuPy kernel, fused with normalising).
+    computed on the host from the same params; the batch is mixed after the crop (CPU: the
+    paste modes while resizing, in the plugin of :mod:`videomix_dali.native`, mixup and cutout
+    by DALI's own operators; GPU: the CuPy kernel, fused with normalising).
     """
     if device not in ("cpu", "gpu"):
         raise ValueError(f"device={device!r} must be 'cpu' or 'gpu'")
     if dtype not in DTYPES:
         raise ValueError(f"dtype={dtype!r} must be one of {', '.join(DTYPES)}")
     decoder_device = "mixed" if device == "gpu" else "cpu"
-    if mix is not None and device == "cpu":  # the CPU mix step's multi_paste works per frame
+    pasted = mix is not None and pastes_while_resizing(mix.mode, device)
+    if mix is not None and device == "cpu" and not pasted:  # multi_paste works per frame
         batch_size = dali_batch_size(mix.mode, batch_size, num_frames)
 
     @_pipeline_def(batch_size, num_threads, prefetch, device, device_id, seed)
@@ -145,14 +148,11 @@ def build_pipeline(
             batch=True,
         )
         video = fn.decoders.video(encoded, device=decoder_device, frames=frames)
-        video = fn.resize(
-            video,
-            device=device,
-            roi_start=roi_start,
-            roi_end=roi_end,
-            roi_relative=False,
-            size=[crop_size, crop_size],
-        )
+        size = (crop_size, crop_size)
+        if pasted:  # mixed while resizing
+            video = crop_resize(video, roi_start, roi_end, size, device, pastes=rows)
+            return normalize(video, device, mean, std, DTYPES[dtype]), label, index
+        video = crop_resize(video, roi_start, roi_end, size, device)
         if mix is not None and device == "cpu":  # the whole batch, after the crop
             return apply_dali(video, rows, mix.mode, mean, std, DTYPES[dtype]), label, index
         if mix is not None:  # the whole batch, after the crop, (T, H, W, C) uint8
@@ -166,15 +166,7 @@ def build_pipeline(
                 device=device,
             )
             return video, label, index
-        video = fn.crop_mirror_normalize(
-            video,
-            device=device,
-            dtype=DTYPES[dtype],
-            output_layout="CFHW",
-            mean=list(mean),
-            std=list(std),
-        )
-        return video, label, index
+        return normalize(video, device, mean, std, DTYPES[dtype]), label, index
 
     pipe = video_pipeline()
     pipe.build()

@@ -23,8 +23,9 @@ Rows (``--loaders``):
 * ``pyav``: the common baseline written well, a torch ``DataLoader`` (``num_workers`` = cores)
   whose Dataset seeks to the keyframe at or before the clip, decodes to its last frame with
   PyAV and applies torch transforms (crop the same window, resize with
-  ``interpolate(bilinear, antialias=True)``, flip, normalise, NCTHW); the batch is mixed in
-  the training loop by :func:`timm_style_mix`, a small timm-style function written here;
+  ``interpolate(bilinear)`` without antialiasing as every row does, flip, normalise, NCTHW);
+  the batch is mixed in the training loop by :func:`timm_style_mix`, a small timm-style
+  function written here;
 * ``torchcodec`` (CPU), ``torchcodec-cuda`` and ``decord`` (``pip install
   'videomix-dali[bench]'``): the same Dataset with another decoder, each only where the
   package imports (otherwise listed as skipped, with the reason);

@@ -49,6 +49,7 @@ def dali_reader_batches(loader: Any, cfg: dict[str, Any]) -> Iterator[tuple[Any,
             size=[r.crop_size, r.crop_size],
             random_area=list(r.scale),
             random_aspect_ratio=list(r.ratio),
+            antialias=False,  # as the pipeline resizes
         )
         video = fn.crop_mirror_normalize(
             video,

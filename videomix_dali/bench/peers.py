@@ -92,7 +92,8 @@ def clip_transform(frames: Any, clip: Any, crop_size: int, mean: Any, std: Any) 
     torch frames -> (C, T, crop, crop) float32, normalised (0..255 mean / std).
 
     The window is the clip's ROI rounded to whole pixels (x reversed = flip), resized with
-    ``interpolate(mode="bilinear", antialias=True)`` when it is not already ``crop_size``.
+    ``interpolate(mode="bilinear")`` (no antialiasing, like the pipeline) when it is not already
+    ``crop_size``.
     """
     import torch
     import torch.nn.functional as F
@@ -106,7 +107,7 @@ def clip_transform(frames: Any, clip: Any, crop_size: int, mean: Any, std: Any) 
     x = x[:, :, top:bottom, left:right].float()
     if x.shape[-2:] != (crop_size, crop_size):
         x = F.interpolate(
-            x, size=(crop_size, crop_size), mode="bilinear", antialias=True, align_corners=False
+            x, size=(crop_size, crop_size), mode="bilinear", antialias=False, align_corners=False
         )
     if flip:
         x = x.flip(-1)

@@ -29,9 +29,16 @@ from nvidia.dali.data_node import DataNode
 
 from .params import MixParams, num_pastes
 
-__all__ = ["apply_dali", "dali_batch_size", "dali_inputs", "num_dali_inputs"]
+__all__ = [
+    "PASTE_MODES",
+    "apply_dali",
+    "dali_batch_size",
+    "dali_inputs",
+    "normalize",
+    "num_dali_inputs",
+]
 
-_PASTE_MODES = ("spatial", "temporal", "spatiotemporal", "perframe")
+PASTE_MODES = ("spatial", "temporal", "spatiotemporal", "perframe")
 
 
 def num_dali_inputs(mode: str, num_videos: int) -> int:
@@ -40,14 +47,14 @@ def num_dali_inputs(mode: str, num_videos: int) -> int:
         return 2  # erase anchor, shape
     if mode == "mixup":
         return 3 * num_pastes(mode, num_videos)  # per paste: partner, lam, 1 - lam
-    if mode in _PASTE_MODES:
+    if mode in PASTE_MODES:
         return num_pastes(mode, num_videos) + 2  # the partners, then anchors and shapes
     return 0
 
 
 def dali_batch_size(mode: str, batch_size: int, num_frames: int) -> int:
     """The pipeline batch size :func:`apply_dali` needs for batches of ``batch_size`` clips."""
-    return batch_size * num_frames if mode in _PASTE_MODES else batch_size
+    return batch_size * num_frames if mode in PASTE_MODES else batch_size
 
 
 def dali_inputs(params: MixParams) -> tuple[list[np.ndarray], ...]:
@@ -76,7 +83,7 @@ def dali_inputs(params: MixParams) -> tuple[list[np.ndarray], ...]:
             lam = np.where(params.applied, params.lam[:, j, 0], 1.0).astype(np.float32)
             oml = np.where(params.applied, 1.0 - params.lam[:, j, 0], 0.0).astype(np.float32)
             out += [[np.array(v) for v in lam], [np.array(v) for v in oml]]
-    if params.mode not in _PASTE_MODES:
+    if params.mode not in PASTE_MODES:
         return tuple(out)
     anchors = np.zeros((N, T, 1 + P, 2), np.int32)
     shapes = np.zeros((N, T, 1 + P, 2), np.int32)
@@ -108,7 +115,7 @@ def apply_dali(
         for j in range(0, len(inputs), 3):
             partner = fn.permute_batch(video, indices=inputs[j])
             out = out * inputs[j + 1] + partner * inputs[j + 2]  # float32, three roundings
-    elif mode in _PASTE_MODES:
+    elif mode in PASTE_MODES:
         *partners, anchors, shapes = inputs
         anchors, shapes = fn.per_frame(anchors), fn.per_frame(shapes)
         out = fn.multi_paste(
@@ -118,9 +125,20 @@ def apply_dali(
             shapes=shapes,
             out_anchors=anchors,
         )
-    out = fn.crop_mirror_normalize(
-        out, dtype=dtype, output_layout="CFHW", mean=list(mean), std=list(std)
-    )
+    out = normalize(out, "cpu", mean, std, dtype)
     if mode == "cutout":  # erased voxels are exactly 0 (the mean) after normalising
         out = fn.erase(out, anchor=inputs[0], shape=inputs[1], axis_names="FHW", fill_value=0)
     return out
+
+
+def normalize(
+    video: DataNode,
+    device: str,
+    mean: Sequence[float],
+    std: Sequence[float],
+    dtype: types.DALIDataType,
+) -> DataNode:
+    """(T, H, W, C) uint8 clips -> (C, T, H, W) ``dtype``, ``(x - mean) / std`` per channel."""
+    return fn.crop_mirror_normalize(
+        video, device=device, dtype=dtype, output_layout="CFHW", mean=list(mean), std=list(std)
+    )

@@ -1,0 +1,140 @@
+"""The CPU graph's crop/flip/resize: a DALI operator plugin (kernels/crop_resize.cc).
+
+The plugin is compiled on first use with the machine's C++ compiler (``$CXX``, else ``g++``)
+against the installed DALI's headers and CUDA's runtime headers (the ``nvidia-cuda-runtime``
+wheel, ``$CUDA_HOME`` or ``/usr/local/cuda``), cached beside the probe cache under a name
+keyed by the source, DALI's version and the flags, and loaded once per process. It samples
+exactly as ``fn.resize(..., antialias=False)`` (the GPU graph's resize) and rounds within one
+grey level of it, at about a third of its cost on the CPU. Where it cannot be built, the CPU
+graph uses ``fn.resize(..., antialias=False)`` and says why, once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import importlib.util
+import logging
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+
+import nvidia.dali as dali
+import nvidia.dali.plugin_manager as plugin_manager
+import nvidia.dali.sysconfig as sysconfig
+from nvidia.dali import fn
+from nvidia.dali.data_node import DataNode
+
+from .mix.apply_dali import PASTE_MODES
+from .probe_cache import cache_file
+
+log = logging.getLogger(__name__)
+
+_SOURCE = "crop_resize.cc"
+_FLAGS = ("-std=c++20", "-O3", "-fPIC", "-shared", "-w")
+
+
+def crop_resize(
+    video: DataNode,
+    roi_start: DataNode,
+    roi_end: DataNode,
+    size: Sequence[int],
+    device: str,
+    pastes: Sequence[DataNode] = (),
+) -> DataNode:
+    """(F, H, W, C) uint8 clips -> (F, size[0], size[1], C) uint8: the window from
+    ``roi_start`` to ``roi_end`` ((2,) float32, (y, x) in input pixels; x reversed = flip),
+    resized bilinearly without antialiasing. The plugin on the CPU where it builds; DALI's
+    ``fn.resize`` otherwise, and on the GPU.
+
+    ``pastes``: a paste mode's inputs from :func:`~videomix_dali.mix.apply_dali.dali_inputs`
+    (partners, anchors, shapes), to mix in the same pass: each box filled from the partner's
+    window, as resizing and then pasting would (where :func:`pastes_while_resizing`).
+    """
+    if device == "cpu" and load_plugin() is None:
+        return fn.videomix_crop_resize(video, roi_start, roi_end, *pastes, size=list(size))
+    if pastes:
+        raise ValueError("pasting while resizing needs the CPU plugin (pastes_while_resizing)")
+    return fn.resize(
+        video,
+        device=device,
+        roi_start=roi_start,
+        roi_end=roi_end,
+        roi_relative=False,
+        size=list(size),
+        antialias=False,
+    )
+
+
+def pastes_while_resizing(mode: str, device: str) -> bool:
+    """Whether the graph mixes ``mode`` inside :func:`crop_resize` (the CPU plugin's paste
+    modes) rather than after it."""
+    return device == "cpu" and mode in PASTE_MODES and load_plugin() is None
+
+
+@cache
+def load_plugin() -> str | None:
+    """Build (once per machine) and load (once per process: DALI refuses an operator
+    registered twice) the plugin: None when loaded, else why not (also logged, once)."""
+    try:
+        library = _build()
+        plugin_manager.load_library(str(library))
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        reason = f"the CPU crop/resize plugin is unavailable ({exc}); using fn.resize instead"
+        log.warning(reason)
+        return reason
+    return None
+
+
+def _cuda_include() -> Path:
+    """A folder holding ``cuda_runtime.h``, which DALI's headers include."""
+    spec = importlib.util.find_spec("nvidia.cu13")  # the nvidia-cuda-runtime wheel
+    wheel = (spec.submodule_search_locations or []) if spec else []
+    candidates = [Path(p) / "include" for p in wheel]
+    for env in ("CUDA_HOME", "CUDA_PATH"):
+        if os.environ.get(env):
+            candidates.append(Path(os.environ[env]) / "include")
+    candidates.append(Path("/usr/local/cuda/include"))
+    for folder in candidates:
+        if (folder / "cuda_runtime.h").is_file():
+            return folder
+    raise RuntimeError(
+        "no cuda_runtime.h found (pip install nvidia-cuda-runtime, or set CUDA_HOME)"
+    )
+
+
+def _build() -> Path:
+    """The compiled plugin, from the cache or compiled now (atomically)."""
+    compiler = os.environ.get("CXX") or "g++"
+    if shutil.which(compiler) is None:
+        raise RuntimeError(f"no C++ compiler {compiler!r} on PATH (set CXX)")
+    source = Path(str(importlib.resources.files("videomix_dali.kernels"))) / _SOURCE
+    flags = [
+        *_FLAGS,
+        *sysconfig.get_compile_flags(),
+        f"-I{_cuda_include()}",
+        *sysconfig.get_link_flags(),
+    ]
+    key = hashlib.sha256(
+        "\0".join([source.read_text(), dali.__version__, compiler, *flags]).encode()
+    ).hexdigest()[:16]
+    library = cache_file().parent / f"crop_resize-{key}.so"
+    if library.is_file():
+        return library
+    library.parent.mkdir(parents=True, exist_ok=True)
+    tmp = library.with_name(f"{library.name}.{os.getpid()}.tmp")
+    log.info("compiling the CPU crop/resize plugin (%s, once per machine)", library.name)
+    done = subprocess.run(
+        [compiler, str(source), *flags, "-o", str(tmp)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if done.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise RuntimeError(f"{compiler} failed: {done.stderr.strip()[-2000:]}")
+    tmp.replace(library)
+    return library

@@ -20,7 +20,7 @@ def test_wheel_ships_kernels_and_recipes_inside_the_package(tmp_path):
     (wheel,) = tmp_path.glob("videomix_dali-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     recipes = {f"videomix_dali/pipelines/{p.name}" for p in (ROOT / "pipelines").glob("*.toml")}
-    kernels = {f"videomix_dali/kernels/{p.name}" for p in (ROOT / "kernels").glob("*.cu*")}
+    kernels = {f"videomix_dali/kernels/{p.name}" for p in (ROOT / "kernels").glob("*.c[cu]*")}
     assert {"videomix_dali/pipelines/kinetics.toml", "videomix_dali/pipelines/demo.toml"} <= recipes
     modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "videomix_dali").rglob("*.py")}
     assert recipes | kernels | modules <= names  # every subpackage is listed in pyproject

@@ -3,6 +3,7 @@ batches built from the same ``VideoLoader`` settings (``cfg``)."""
 
 from __future__ import annotations
 
+import gc
 import importlib
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -117,6 +118,7 @@ def _limit_stream(loader: Any, workers: int) -> Iterator[tuple[np.ndarray, None]
         return [(p, int(c.frames.min()), int(c.frames.max())) for p, c in zip(path, clips)]
 
     batches = iter(SamplerBatches(loader.sampler))
+    gc.collect()  # forked workers must not inherit DALI pipelines waiting for the collector
     pool = ProcessPoolExecutor(workers)
     try:
         pending = deque(pool.submit(decode_only, jobs(next(batches))) for _ in range(2 * workers))
@@ -146,6 +148,7 @@ def _peer_stream(
     else:
         raise ValueError(f"unknown loader {name!r}")
     dataset = PeerClipDataset.from_loader(loader, decoder)
+    gc.collect()  # forked workers must not inherit DALI pipelines waiting for the collector
     data = DataLoader(
         dataset,
         batch_sampler=SamplerBatches(loader.sampler),

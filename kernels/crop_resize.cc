@@ -16,13 +16,16 @@
 // Inputs: clips (F, H, W, C) uint8 "FHWC"; roi_start and roi_end (2,) float32 (y, x) in input
 // pixels; optionally, per paste j, partner j () int32 (a sample of the batch), then anchors
 // and shapes (F, 1 + pastes, 2) int32 (rows, columns) in output pixels, entry 0 the clip
-// itself, entry 1 + j paste j's box on that frame (an empty shape: none). Argument: size
-// (height, width). Output: (F, height, width, C) uint8 "FHWC".
+// itself, entry 1 + j paste j's box on that frame (an empty shape: none). Arguments: size
+// (height, width); dtype, mean, std. Output: (F, height, width, C) uint8 "FHWC", or with dtype
+// FLOAT / FLOAT16 the same values normalised as crop_mirror_normalize does, (C, F, height,
+// width) "CFHW": the unmixed and the pasted CPU batch leave the plugin finished.
 // Compiled at run time by videomix_dali/native.py against the installed DALI's headers.
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "dali/pipeline/operator/operator.h"
@@ -115,34 +118,70 @@ struct Box {
   int source, y0, y1, x0, x1;
 };
 
+// Where finished output rows go: (C, F, H, W) float32 / float16 values from a (C, 256)
+// table when `lut32` / `lut16` is set, else (F, H, W, C) uint8 as they are.
+struct Sink {
+  uint8_t *u8 = nullptr;       // the frame's first pixel, (H, W, C)
+  float *f32 = nullptr;        // the frame's first value in channel 0's plane
+  uint16_t *f16 = nullptr;     // the same, float16 bits
+  int64_t plane = 0;           // values per channel plane (F * H * W)
+  const float *lut32 = nullptr;
+  const uint16_t *lut16 = nullptr;
+
+  void Row(int y, int cols, int C, const uint8_t *row) const {
+    if (u8) {
+      std::copy(row, row + cols * C, u8 + static_cast<int64_t>(y) * cols * C);
+      return;
+    }
+    for (int c = 0; c < C; c++) {
+      const int64_t at = c * plane + static_cast<int64_t>(y) * cols;
+      if (f32) {
+        const float *lut = lut32 + c * 256;
+        for (int x = 0; x < cols; x++) f32[at + x] = lut[row[x * C + c]];
+      } else {
+        const uint16_t *lut = lut16 + c * 256;
+        for (int x = 0; x < cols; x++) f16[at + x] = lut[row[x * C + c]];
+      }
+    }
+  }
+};
+
 // One output frame (rows, cols, C): sources[0] everywhere, then each box's source over it
 // in order (later boxes over earlier ones), each output pixel computed once from its source.
 static void ResizeFrame(const std::vector<Source> &sources, const std::vector<Box> &boxes,
-                        int rows, int cols, int C, uint8_t *out) {
+                        int rows, int cols, int C, const Sink &sink) {
   std::vector<RowBlender> blenders;
   blenders.reserve(sources.size());
   for (const Source &s : sources) blenders.emplace_back(s, C);
-  std::vector<uint8_t> owner(cols);
+  std::vector<uint8_t> owner(cols), row(static_cast<size_t>(cols) * C);
   for (int y = 0; y < rows; y++) {
     std::fill(owner.begin(), owner.end(), 0);
     for (const Box &b : boxes)
       if (b.y0 <= y && y < b.y1) std::fill(owner.begin() + b.x0, owner.begin() + b.x1, b.source);
-    uint8_t *o = out + static_cast<int64_t>(y) * cols * C;
     for (int x0 = 0; x0 < cols;) {
       int x1 = x0 + 1;
       while (x1 < cols && owner[x1] == owner[x0]) x1++;
-      blenders[owner[x0]].Blend(y, x0, x1, o);
+      blenders[owner[x0]].Blend(y, x0, x1, row.data());
       x0 = x1;
     }
+    sink.Row(y, cols, C, row.data());
   }
 }
 
 class CropResize : public dali::Operator<CPUBackend> {
  public:
   explicit CropResize(const dali::OpSpec &spec)
-      : dali::Operator<CPUBackend>(spec), size_(spec.GetRepeatedArgument<int>("size")) {
+      : dali::Operator<CPUBackend>(spec),
+        size_(spec.GetRepeatedArgument<int>("size")),
+        dtype_(spec.GetArgument<dali::DALIDataType>("dtype")),
+        mean_(spec.GetRepeatedArgument<float>("mean")),
+        std_(spec.GetRepeatedArgument<float>("std")) {
     DALI_ENFORCE(size_.size() == 2 && size_[0] > 0 && size_[1] > 0,
                  "size must be two positive integers (height, width)");
+    DALI_ENFORCE(dtype_ == DALI_UINT8 || dtype_ == DALI_FLOAT || dtype_ == DALI_FLOAT16,
+                 "dtype must be UINT8 (as resized), FLOAT or FLOAT16 (normalised)");
+    DALI_ENFORCE(dtype_ == DALI_UINT8 || (!mean_.empty() && !std_.empty()),
+                 "a normalised dtype needs mean and std");
   }
 
  protected:
@@ -156,10 +195,12 @@ class CropResize : public dali::Operator<CPUBackend> {
     for (int i = 0; i < n; i++) {
       const auto s = clips.tensor_shape(i);
       DALI_ENFORCE(s.size() == 4, "clips must be (F, H, W, C)");
-      shape.set_tensor_shape(i, dali::TensorShape<4>(s[0], size_[0], size_[1], s[3]));
+      shape.set_tensor_shape(i, dtype_ == DALI_UINT8
+                                     ? dali::TensorShape<4>(s[0], size_[0], size_[1], s[3])
+                                     : dali::TensorShape<4>(s[3], s[0], size_[0], size_[1]));
     }
     output_desc.resize(1);
-    output_desc[0] = {shape, DALI_UINT8};
+    output_desc[0] = {shape, dtype_};
     return true;
   }
 
@@ -180,12 +221,15 @@ class CropResize : public dali::Operator<CPUBackend> {
       xs[i] = AxisTaps(a[1], b[1], cols, s[2]);
     }
     auto &out = ws.Output<CPUBackend>(0);
-    out.SetLayout("FHWC");
+    out.SetLayout(dtype_ == DALI_UINT8 ? "FHWC" : "CFHW");
+    if (n > 0 && dtype_ != DALI_UINT8) Tables(clips.tensor_shape(0)[3]);
     auto &pool = ws.GetThreadPool();
     for (int i = 0; i < n; i++) {
       const auto s = clips.tensor_shape(i);
       const int F = s[0], C = s[3];
       const int64_t out_frame = static_cast<int64_t>(rows) * cols * C;
+      DALI_ENFORCE(dtype_ == DALI_UINT8 || C == static_cast<int>(lut32_.size() / 256),
+                   "every clip of the batch must have the same number of channels");
       std::vector<int> partners(pastes);
       for (int j = 0; j < pastes; j++) {
         partners[j] = *ws.Input<CPUBackend>(3 + j).tensor<int>(i);
@@ -218,9 +262,20 @@ class CropResize : public dali::Operator<CPUBackend> {
                              a[1] + h[1]});
           }
         }
-        uint8_t *o = out.mutable_tensor<uint8_t>(i) + f * out_frame;
-        pool.AddWork([sources, boxes, rows, cols, C, o](int) {
-          ResizeFrame(sources, boxes, rows, cols, C, o);
+        Sink sink;
+        const int64_t frame_values = static_cast<int64_t>(rows) * cols;
+        if (dtype_ == DALI_UINT8) {
+          sink.u8 = static_cast<uint8_t *>(out.raw_mutable_tensor(i)) + f * out_frame;
+        } else if (dtype_ == DALI_FLOAT) {
+          sink.f32 = static_cast<float *>(out.raw_mutable_tensor(i)) + f * frame_values;
+          sink.lut32 = lut32_.data();
+        } else {
+          sink.f16 = static_cast<uint16_t *>(out.raw_mutable_tensor(i)) + f * frame_values;
+          sink.lut16 = lut16_.data();
+        }
+        sink.plane = F * frame_values;
+        pool.AddWork([sources, boxes, rows, cols, C, sink](int) {
+          ResizeFrame(sources, boxes, rows, cols, C, sink);
         }, out_frame);
       }
     }
@@ -228,7 +283,32 @@ class CropResize : public dali::Operator<CPUBackend> {
   }
 
  private:
+  // The (C, 256) tables of (float32(v) - mean) * float32(1 / std) for every uint8 v, in float32
+  // and rounded to the nearest float16 (ties to even): the NumPy twin's arithmetic, and DALI's
+  // crop_mirror_normalize's.
+  void Tables(int C) {
+    DALI_ENFORCE((mean_.size() == 1 || static_cast<int>(mean_.size()) == C) &&
+                     (std_.size() == 1 || static_cast<int>(std_.size()) == C),
+                 "mean and std need one value, or one per channel");
+    lut32_.resize(C * 256);
+    lut16_.resize(C * 256);
+    for (int c = 0; c < C; c++) {
+      const float mean = mean_[mean_.size() == 1 ? 0 : c];
+      const float inv_std = 1.0f / std_[std_.size() == 1 ? 0 : c];
+      for (int v = 0; v < 256; v++) {
+        const float value = (static_cast<float>(v) - mean) * inv_std;
+        const _Float16 half = static_cast<_Float16>(value);
+        lut32_[c * 256 + v] = value;
+        std::memcpy(&lut16_[c * 256 + v], &half, sizeof(half));
+      }
+    }
+  }
+
   std::vector<int> size_;
+  dali::DALIDataType dtype_;
+  std::vector<float> mean_, std_;
+  std::vector<float> lut32_;
+  std::vector<uint16_t> lut16_;
 };
 
 }  // namespace videomix
@@ -241,4 +321,8 @@ DALI_SCHEMA(VideomixCropResize)
     .NumInput(3, 3 + 2 + 7)
     .NumOutput(1)
     .InputLayout(0, "FHWC")
-    .AddArg("size", "Output (height, width) in pixels.", DALI_INT_VEC);
+    .AddArg("size", "Output (height, width) in pixels.", DALI_INT_VEC)
+    .AddOptionalTypeArg("dtype", "UINT8: (F, H, W, C) as resized; FLOAT or FLOAT16: "
+                        "(C, F, H, W) normalised with mean and std.", DALI_UINT8)
+    .AddOptionalArg("mean", "Per-channel (or one) mean, 0..255 units.", std::vector<float>{})
+    .AddOptionalArg("std", "Per-channel (or one) standard deviation.", std::vector<float>{});

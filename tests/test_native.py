@@ -6,7 +6,7 @@ from nvidia.dali import fn, pipeline_def, types
 
 from videomix_dali import native
 from videomix_dali.mix import VideoMix, mix_normalize_batch
-from videomix_dali.mix.apply_dali import PASTE_MODES, dali_inputs, normalize
+from videomix_dali.mix.apply_dali import PASTE_MODES, dali_inputs
 
 MEAN, STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
 
@@ -94,9 +94,9 @@ def test_without_the_plugin_the_graph_uses_dali_resize(monkeypatch):
     assert np.array_equal(ours[0], dalis[0])
 
 
-@pytest.mark.parametrize("mode", PASTE_MODES)
+@pytest.mark.parametrize("mode", [*PASTE_MODES, "none"])
 @pytest.mark.parametrize("num_videos", [2, 3])
-def test_pasting_while_resizing_equals_resizing_then_the_twin(mode, num_videos):
+def test_pasting_and_normalising_while_resizing_equal_resizing_then_the_twin(mode, num_videos):
     rng = np.random.default_rng(num_videos)
     N, T, S = 4, 3, 20
     sizes = [(30, 40), (30, 40), (25, 44), (30, 40)]  # mixed resolutions within the batch
@@ -105,8 +105,8 @@ def test_pasting_while_resizing_equals_resizing_then_the_twin(mode, num_videos):
     ends = [np.array([29.0, 3.0], np.float32), np.array([12.0, 15.5], np.float32)] * 2
     mix = VideoMix(mode, num_videos=num_videos, per_sample=True, seed=5)
     params = mix.sample((N, 3, T, S, S), step=1)
-    inputs = dali_inputs(params)
-    assert native.pastes_while_resizing(mode, "cpu")
+    inputs = dali_inputs(params) if mode != "none" else ()
+    assert native.pastes_while_resizing(mode, "cpu") == (mode != "none")
 
     @pipeline_def(batch_size=N, num_threads=2, device_id=None, exec_dynamic=True)
     def pipe():
@@ -115,18 +115,22 @@ def test_pasting_while_resizing_equals_resizing_then_the_twin(mode, num_videos):
             layout=["FHWC", "", ""],
         )  # fmt: skip
         pastes = [fn.external_source(source=constant(a), batch=True) for a in inputs]
-        mixed = native.crop_resize(video, start, end, (S, S), "cpu", pastes=pastes)
-        return (
-            native.crop_resize(video, start, end, (S, S), "cpu"),
-            mixed,
-            normalize(mixed, "cpu", MEAN, STD, types.FLOAT),
+        return native.crop_resize(video, start, end, (S, S), "cpu"), *(
+            native.crop_resize(video, start, end, (S, S), "cpu", pastes, (MEAN, STD, dtype))
+            for dtype in (types.UINT8, types.FLOAT, types.FLOAT16)
         )
 
     p = pipe()
     p.build()
-    resized, mixed, normalized = p.run()
-    # the twin's paste + normalise (bit-identical to DALI's, tests/test_mix_dali.py)
-    want = mix_normalize_batch([np.asarray(t) for t in resized], params, MEAN, STD)
-    got = np.stack([np.asarray(t) for t in normalized])
-    np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
-    assert any(not np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(mixed, resized))
+    resized, mixed, *normalized = p.run()
+    assert mixed.layout() == "FHWC" and normalized[0].layout() == "CFHW"
+    resized = [np.asarray(t) for t in resized]
+    if mode != "none":
+        assert any(not np.array_equal(np.asarray(a), b) for a, b in zip(mixed, resized))
+    # the twin's paste + normalise (== DALI's crop_mirror_normalize in float32), float16
+    # rounded to even as the twin and the GPU kernel do
+    for got, dtype in zip(normalized, (np.float32, np.float16), strict=True):
+        want = mix_normalize_batch(resized, params, MEAN, STD, dtype=dtype)
+        got = np.stack([np.asarray(t) for t in got])
+        assert got.dtype == dtype and got.shape == (N, 3, T, S, S)
+        np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))

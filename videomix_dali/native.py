@@ -5,8 +5,9 @@ against the installed DALI's headers and CUDA's runtime headers (the ``nvidia-cu
 wheel, ``$CUDA_HOME`` or ``/usr/local/cuda``), cached beside the probe cache under a name
 keyed by the source, DALI's version and the flags, and loaded once per process. It samples
 exactly as ``fn.resize(..., antialias=False)`` (the GPU graph's resize) and rounds within one
-grey level of it, at about a third of its cost on the CPU. Where it cannot be built, the CPU
-graph uses ``fn.resize(..., antialias=False)`` and says why, once.
+grey level of it, at about a third of its cost on the CPU; it can also paste a mix's boxes and
+normalise in the same pass. Where it cannot be built, the CPU graph uses ``fn.resize(...,
+antialias=False)`` (and DALI's operators for the rest) and says why, once.
 """
 
 from __future__ import annotations
@@ -25,16 +26,16 @@ from pathlib import Path
 import nvidia.dali as dali
 import nvidia.dali.plugin_manager as plugin_manager
 import nvidia.dali.sysconfig as sysconfig
-from nvidia.dali import fn
+from nvidia.dali import fn, types
 from nvidia.dali.data_node import DataNode
 
-from .mix.apply_dali import PASTE_MODES
+from .mix import apply_dali
 from .probe_cache import cache_file
 
 log = logging.getLogger(__name__)
 
 _SOURCE = "crop_resize.cc"
-_FLAGS = ("-std=c++20", "-O3", "-fPIC", "-shared", "-w")
+_FLAGS = ("-std=c++20", "-O3", "-ffp-contract=off", "-fPIC", "-shared", "-w")
 
 
 def crop_resize(
@@ -44,6 +45,7 @@ def crop_resize(
     size: Sequence[int],
     device: str,
     pastes: Sequence[DataNode] = (),
+    normalize: tuple[Sequence[float], Sequence[float], types.DALIDataType] | None = None,
 ) -> DataNode:
     """(F, H, W, C) uint8 clips -> (F, size[0], size[1], C) uint8: the window from
     ``roi_start`` to ``roi_end`` ((2,) float32, (y, x) in input pixels; x reversed = flip),
@@ -53,12 +55,18 @@ def crop_resize(
     ``pastes``: a paste mode's inputs from :func:`~videomix_dali.mix.apply_dali.dali_inputs`
     (partners, anchors, shapes), to mix in the same pass: each box filled from the partner's
     window, as resizing and then pasting would (where :func:`pastes_while_resizing`).
+    ``normalize``: (mean, std, dtype) to return (C, F, size[0], size[1]) ``dtype`` values
+    normalised as ``crop_mirror_normalize`` does (in the same pass with the plugin).
     """
     if device == "cpu" and load_plugin() is None:
-        return fn.videomix_crop_resize(video, roi_start, roi_end, *pastes, size=list(size))
+        mean, std, dtype = normalize or ((), (), types.UINT8)
+        return fn.videomix_crop_resize(
+            video, roi_start, roi_end, *pastes,
+            size=list(size), dtype=dtype, mean=list(mean), std=list(std),
+        )  # fmt: skip
     if pastes:
         raise ValueError("pasting while resizing needs the CPU plugin (pastes_while_resizing)")
-    return fn.resize(
+    video = fn.resize(
         video,
         device=device,
         roi_start=roi_start,
@@ -67,12 +75,13 @@ def crop_resize(
         size=list(size),
         antialias=False,
     )
+    return video if normalize is None else apply_dali.normalize(video, device, *normalize)
 
 
 def pastes_while_resizing(mode: str, device: str) -> bool:
     """Whether the graph mixes ``mode`` inside :func:`crop_resize` (the CPU plugin's paste
     modes) rather than after it."""
-    return device == "cpu" and mode in PASTE_MODES and load_plugin() is None
+    return device == "cpu" and mode in apply_dali.PASTE_MODES and load_plugin() is None
 
 
 @cache

@@ -15,7 +15,7 @@ from nvidia.dali import fn, pipeline_def, types
 from nvidia.dali.pipeline import Pipeline
 
 from .mix import MixParams, VideoMix, apply_mix
-from .mix.apply_dali import apply_dali, dali_batch_size, dali_inputs, normalize, num_dali_inputs
+from .mix.apply_dali import apply_dali, dali_batch_size, dali_inputs, num_dali_inputs
 from .native import crop_resize, pastes_while_resizing
 
 DTYPES = {"float32": types.FLOAT, "float16": types.FLOAT16}
@@ -148,25 +148,24 @@ def build_pipeline(
             batch=True,
         )
         video = fn.decoders.video(encoded, device=decoder_device, frames=frames)
-        size = (crop_size, crop_size)
-        if pasted:  # mixed while resizing
-            video = crop_resize(video, roi_start, roi_end, size, device, pastes=rows)
-            return normalize(video, device, mean, std, DTYPES[dtype]), label, index
-        video = crop_resize(video, roi_start, roi_end, size, device)
-        if mix is not None and device == "cpu":  # the whole batch, after the crop
-            return apply_dali(video, rows, mix.mode, mean, std, DTYPES[dtype]), label, index
-        if mix is not None:  # the whole batch, after the crop, (T, H, W, C) uint8
-            rows = [r.gpu() for r in rows]
-            video = fn.python_function(
-                video,
-                *rows,
-                function=mix_step(mix, mean, std, dtype),
-                batch_processing=True,
-                num_outputs=1,
-                device=device,
-            )
+        size, norm = (crop_size, crop_size), (mean, std, DTYPES[dtype])
+        if mix is None or pasted:  # finished in one pass on the CPU (with the plugin)
+            pastes = rows if pasted else ()
+            video = crop_resize(video, roi_start, roi_end, size, device, pastes, norm)
             return video, label, index
-        return normalize(video, device, mean, std, DTYPES[dtype]), label, index
+        video = crop_resize(video, roi_start, roi_end, size, device)
+        if device == "cpu":  # mixup, cutout (pastes without the plugin): the whole batch
+            return apply_dali(video, rows, mix.mode, mean, std, DTYPES[dtype]), label, index
+        rows = [r.gpu() for r in rows]  # the whole batch, after the crop, (T, H, W, C) uint8
+        video = fn.python_function(
+            video,
+            *rows,
+            function=mix_step(mix, mean, std, dtype),
+            batch_processing=True,
+            num_outputs=1,
+            device=device,
+        )
+        return video, label, index
 
     pipe = video_pipeline()
     pipe.build()

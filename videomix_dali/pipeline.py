@@ -1,8 +1,12 @@
 """The DALI graphs: videos (decode -> crop/flip/resize -> (mix) -> normalize -> NCTHW) and
 feature sequences (host rows -> (mix)), sharing one in-graph mix step.
 
-The CPU and GPU pipelines are the same graph with a different ``device``; the CPU one is what
-the tests exercise.
+The CPU and GPU pipelines are one graph with a different ``device``; the CPU one is what the
+tests exercise. Only the steps after decoding differ in how, not in what: on the CPU our
+plugin (:mod:`videomix_dali.native`) crops/resizes and, unmixed or for the paste modes, also
+mixes and normalises in that pass (mixup and cutout: DALI's operators); on the GPU
+``fn.resize``, then the CuPy mix kernel or ``crop_mirror_normalize``. Each equals the NumPy
+twin applied to the resized clips.
 """
 
 from __future__ import annotations

@@ -317,7 +317,8 @@ DALI_REGISTER_OPERATOR(VideomixCropResize, ::videomix::CropResize, ::dali::CPU);
 
 DALI_SCHEMA(VideomixCropResize)
     .DocStr("Crop, flip (reversed x window) and bilinearly resize every frame of a clip; with "
-            "partners, anchors and shapes, fill each frame's boxes with its partners' windows.")
+            "partners, anchors and shapes, fill each frame's boxes with its partners' windows; "
+            "with a FLOAT / FLOAT16 dtype, normalise to (C, F, H, W).")
     .NumInput(3, 3 + 2 + 7)
     .NumOutput(1)
     .InputLayout(0, "FHWC")

@@ -1,4 +1,4 @@
-"""The CPU graph's crop/flip/resize: a DALI operator plugin (kernels/crop_resize.cc).
+"""The CPU graph's crop/flip/resize (+ paste, normalise): a DALI plugin (kernels/crop_resize.cc).
 
 The plugin is compiled on first use with the machine's C++ compiler (``$CXX``, else ``g++``)
 against the installed DALI's headers and CUDA's runtime headers (the ``nvidia-cuda-runtime``

@@ -125,6 +125,83 @@ def test_kinetics_csv(tmp_path):
         read_index(tmp_path / "test.csv")
 
 
+def test_kinetics_csv_finds_its_split_folder_without_root(tmp_path):
+    """The demo's layout (train.csv beside train/<label>/...) and a CSV without a split column
+    whose folder is named like it load with the default root, the CSV's folder."""
+    touch(tmp_path, "train/run/a_000000_000002.webm", "val/run/b_000001_000003.mp4")
+    (tmp_path / "train.csv").write_text(
+        "label,youtube_id,time_start,time_end,split\nrun,a,0,2,train\nrun,b,1,3,val\n"
+    )
+    idx = read_index(tmp_path / "train.csv")
+    assert pairs(idx, tmp_path) == [
+        ("train/run/a_000000_000002.webm", 0),
+        ("val/run/b_000001_000003.mp4", 0),
+    ]
+    (tmp_path / "val.csv").write_text("label,youtube_id,time_start,time_end\nrun,b,1,3\n")
+    assert pairs(read_index(tmp_path / "val.csv"), tmp_path) == [("val/run/b_000001_000003.mp4", 0)]
+
+
+def test_the_demo_csv_loads_as_written(tmp_path):
+    from videomix_dali.demo import SPLITS, make_demo_dataset
+
+    demo = make_demo_dataset(
+        tmp_path / "demo", videos_per_class=2, test_per_class=1, num_frames=2, size=(32, 32),
+        progress=False,
+    )  # fmt: skip
+    for split in SPLITS:
+        from_csv = read_index(demo / f"{split}.csv")
+        assert from_csv.entries == read_index(demo / split).entries
+        assert from_csv.missing == []
+
+
+def test_a_kinetics_csv_without_its_videos_names_the_root_to_pass(tmp_path):
+    csv_path = tmp_path / "k400" / "annotations" / "train.csv"
+    csv_path.parent.mkdir(parents=True)
+    csv_path.write_text("label,youtube_id,time_start,time_end\nair drumming,abc,10,20\n")
+    where = tmp_path / "k400" / "annotations"
+    with pytest.raises(ValueError) as err:
+        read_index(csv_path)
+    assert str(err.value) == (
+        f"{csv_path}: no usable entries (1 named file(s) missing on disk, e.g. "
+        f"{where / 'air drumming' / 'abc_000010_000020'}); paths are resolved against {where}: "
+        "pass root= (on the command line: --root) the folder that holds "
+        "air drumming/abc_000010_000020.webm (or .mp4, .mkv, .avi, .mov, .m4v)"
+    )
+    # the videos flat in a sibling folder (the layout of some downloaders): that folder is named
+    (video,) = touch(tmp_path / "k400" / "train", "abc_000010_000020.mp4")
+    with pytest.raises(ValueError) as err:
+        read_index(csv_path)
+    assert str(err.value).endswith(
+        f"; found {video}: pass root='{video.parent}' (on the command line: --root {video.parent})"
+    )
+    assert pairs(read_index(csv_path, root=video.parent), video.parent) == [
+        ("abc_000010_000020.mp4", 0)
+    ]
+
+
+def test_an_index_without_its_videos_names_the_root_to_pass(tmp_path):
+    lists = tmp_path / "ucfTrainTestlist"
+    lists.mkdir()
+    (lists / "classInd.txt").write_text("1 YoYo\n")
+    (lists / "trainlist01.txt").write_text("YoYo/v_YoYo_g08_c01.avi 1\n")
+    (video,) = touch(tmp_path / "UCF 101", "YoYo/v_YoYo_g08_c01.avi")
+    with pytest.raises(ValueError) as err:
+        read_index(lists / "trainlist01.txt")
+    assert str(err.value) == (
+        f"{lists / 'trainlist01.txt'}: no usable entries (1 named file(s) missing on disk, e.g. "
+        f"{lists / 'YoYo' / 'v_YoYo_g08_c01.avi'}); found {video}: "
+        f"pass root='{tmp_path / 'UCF 101'}' (on the command line: --root "
+        f"'{tmp_path / 'UCF 101'}')"
+    )
+    (tmp_path / "list.txt").write_text("clips/a.webm 0\n")
+    with pytest.raises(ValueError) as err:
+        read_index(tmp_path / "list.txt")
+    assert str(err.value).endswith(
+        f"); paths are resolved against {tmp_path}: pass root= (on the command line: --root) "
+        "the folder that holds clips/a.webm"
+    )
+
+
 def test_ssv2_json(tmp_path):
     labels = {"Putting something on something": "1", "Pushing something from left to right": "0"}
     (tmp_path / "labels.json").write_text(json.dumps(labels))

@@ -76,9 +76,12 @@ def cmd_stream(args: argparse.Namespace) -> None:
 
     data = args.data
     if data is None:
+        if args.root is not None:
+            raise ValueError("--root needs --data (an index file whose paths it roots)")
         data = demo_split(args.demo_root, "train", args.device)
     loader = VideoLoader(
         data,
+        root=args.root,
         recipe=args.recipe,
         device=args.device,
         batch_size=args.batch_size,
@@ -182,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stream", help="stream augmented batches and print clips/s")
     p.add_argument("--data", help="folder or index file (default: the demo train split)")
+    p.add_argument(
+        "--root", help="folder the index file's paths are relative to (default: its folder)"
+    )
     p.add_argument("--demo-root", default="data/demo", help="where the demo dataset lives")
     p.add_argument("--recipe", default="demo")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])

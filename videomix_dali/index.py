@@ -12,7 +12,9 @@ Supported formats (``fmt``):
 ``kinetics_csv``
     The Kinetics CSV (``label,youtube_id,time_start,time_end[,split]``); videos at
     ``root/<label>/<youtube_id>_<time_start:06d>_<time_end:06d>.<ext>``, the layout the Kinetics
-    downloaders write.
+    downloaders write (also with ``_`` for `` `` in ``<label>``, or flat), or in the same layout
+    under ``root/<split>/``, where ``<split>`` is the row's ``split`` or the CSV's name
+    (``train.csv``: ``train/``).
 ``ssv2_json``
     Something-Something-V2's ``train.json`` / ``validation.json`` plus ``labels.json`` beside it;
     videos at ``root/<id>.webm``.
@@ -35,6 +37,7 @@ import json
 import math
 import os
 import re
+import shlex
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -233,8 +236,10 @@ def _finish(
     source: str,
     exists: Callable[[Path], bool] | None,
     what: str = "line",
+    hint: Callable[[Path], str] | None = None,
 ) -> VideoIndex:
-    """Drop duplicates (warn), split off missing files (warn), refuse an empty result."""
+    """Drop duplicates (warn), split off missing files (warn), refuse an empty result; the
+    refusal ends with ``hint(first missing path)``, where given."""
     entries: list[VideoEntry] = []
     missing: list[Path] = []
     first_seen: dict[tuple[Path, int | None, int | None], int | None] = {}
@@ -267,6 +272,7 @@ def _finish(
             f"{source}: no usable entries ({len(missing)} named file(s) missing on disk"
             + (f", e.g. {missing[0]}" if missing else "")
             + ")"
+            + (hint(missing[0]) if missing and hint is not None else "")
         )
     if missing:
         names = ", ".join(str(p) for p in missing[:_MAX_LISTED])
@@ -277,6 +283,51 @@ def _finish(
             stacklevel=5,  # read_index -> opener -> reader -> _finish
         )
     return VideoIndex(entries=entries, classes=classes, missing=missing, source=source)
+
+
+def _subfolders(directory: Path) -> list[Path]:
+    """The visible sub-folders of ``directory``, sorted; none where it cannot be listed."""
+    try:
+        with os.scandir(directory) as it:
+            names = sorted(e.name for e in it if e.is_dir() and not e.name.startswith("."))
+    except OSError:
+        return []
+    return [directory / n for n in names]
+
+
+def _locate(folder: Path, rel: str, any_ext: bool) -> Path | None:
+    """``folder/rel`` if it is a file (``any_ext``: ``folder/rel<ext>`` for a video extension)."""
+    for ext in VIDEO_EXTENSIONS if any_ext else ("",):
+        path = folder / (rel + ext)
+        if path.is_file():
+            return path
+    return None
+
+
+def _root_hint(root: Path, rels: Sequence[str], *, any_ext: bool = False) -> str:
+    """The end of a 'no usable entries' error: the ``root=`` to pass where one of ``rels`` (the
+    first missing file, relative to ``root``) is under ``root``'s parent, a sub-folder or a
+    sibling of it; otherwise the folder that ``root=`` must name."""
+    if not rels or rels[0] == ".." or rels[0].startswith(".." + os.sep):
+        return ""  # the index names a path outside root (allow_outside_root=True)
+    near = [root.parent, *_subfolders(root), *_subfolders(root.parent)]
+    for folder in dict.fromkeys(f for f in near if f != root):
+        found = next((p for rel in rels if (p := _locate(folder, rel, any_ext))), None)
+        if found is not None:
+            return (
+                f"; found {found}: pass root='{folder}' "
+                f"(on the command line: --root {shlex.quote(str(folder))})"
+            )
+    ext = f"{VIDEO_EXTENSIONS[0]} (or {', '.join(VIDEO_EXTENSIONS[1:])})" if any_ext else ""
+    return (
+        f"; paths are resolved against {root}: pass root= (on the command line: --root) "
+        f"the folder that holds {rels[0]}{ext}"
+    )
+
+
+def _relative_hint(root: Path) -> Callable[[Path], str]:
+    """The hint of an index whose rows name paths relative to ``root``."""
+    return lambda missing: _root_hint(root, [os.path.relpath(missing, root)])
 
 
 def _read_lines(path: Path) -> list[tuple[int, str]]:
@@ -343,7 +394,7 @@ def _read_file_list(
     if classes is None:
         k = 1 + max((r[2] for r in rows), default=-1)
         classes = [str(i) for i in range(k)]
-    return _finish(rows, classes, source, _DirListing().exists)
+    return _finish(rows, classes, source, _DirListing().exists, hint=_relative_hint(root))
 
 
 def _parse_seconds(token: str, name: str, source: str, line: int) -> int:
@@ -361,7 +412,7 @@ def _parse_seconds(token: str, name: str, source: str, line: int) -> int:
 def _read_kinetics(
     path: Path, root: Path, split: str | None, classes: list[str] | None, allow_outside: bool
 ) -> VideoIndex:
-    source = str(path)
+    source, csv_name = str(path), path.stem
     with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f)
         header = [h.strip() for h in (reader.fieldnames or [])]
@@ -405,9 +456,7 @@ def _read_kinetics(
         cid = _class_id(label, lookup, source, line)
         stem = f"{yid}_{t0:06d}_{t1:06d}"
         path = _resolve(root, os.path.join(label, stem), source, line, allow_outside, "line")
-        # the layout of the Kinetics downloaders; some write '_' for ' ' in the folder, or flat
-        folders = [path.parent, root / label.replace(" ", "_"), root]
-        for folder in dict.fromkeys(folders):
+        for folder in _kinetics_folders(root, label, [row_split, csv_name]):
             found = listing.find_video(folder, stem)
             if found is not None:
                 path = found
@@ -416,8 +465,27 @@ def _read_kinetics(
         rows.append((line, path, cid, None, None))
     if split is not None and not rows:
         raise ValueError(f"{source}: no rows with split == {split!r}")
+
+    def hint(missing: Path) -> str:
+        label = os.path.relpath(missing.parent, root)
+        rels = [
+            os.path.join(label, missing.name),
+            os.path.join(label.replace(" ", "_"), missing.name),
+        ]
+        return _root_hint(root, [*dict.fromkeys(rels), missing.name], any_ext=True)
+
     # a missing file keeps the stem path root/<label>/<stem> (no extension is known)
-    return _finish(rows, classes, source, present.__contains__)
+    return _finish(rows, classes, source, present.__contains__, hint=hint)
+
+
+def _kinetics_folders(root: Path, label: str, splits: list[str]) -> list[Path]:
+    """Where a Kinetics video may be, in order: the layouts of the Kinetics downloaders
+    (``<label>/``, ``<label with '_' for ' '>/`` or flat) in ``root``, then in its sub-folders
+    named by ``splits`` (the row's split, the CSV's name)."""
+    names = [s for s in splits if s not in ("", ".", "..") and "/" not in s and os.sep not in s]
+    under = (label, label.replace(" ", "_"), "")
+    bases = [root, *(root / s for s in names)]
+    return list(dict.fromkeys(Path(os.path.abspath(b / u)) for b in bases for u in under))
 
 
 def _read_ssv2(
@@ -472,7 +540,11 @@ def _read_ssv2(
             path = found
             present.add(found)
         rows.append((n, path, cid, None, None))
-    return _finish(rows, classes, source, present.__contains__, what="entry")
+
+    def hint(missing: Path) -> str:
+        return _root_hint(root, [os.path.relpath(missing, root)[: -len(".webm")]], any_ext=True)
+
+    return _finish(rows, classes, source, present.__contains__, what="entry", hint=hint)
 
 
 def _read_ucf101(
@@ -530,7 +602,7 @@ def _read_ucf101(
         rows.append(
             (line, _resolve(root, rel, source, line, allow_outside, "line"), label, None, None)
         )
-    return _finish(rows, classes, source, _DirListing().exists)
+    return _finish(rows, classes, source, _DirListing().exists, hint=_relative_hint(root))
 
 
 def _read_hmdb51(
@@ -584,7 +656,7 @@ def _read_hmdb51(
                 continue
             path = _resolve(root, os.path.join(name, tok[0]), fsrc, line, allow_outside, "line")
             rows.append((line, path, cid, None, None))
-    return _finish(rows, classes, str(source_path), _DirListing().exists)
+    return _finish(rows, classes, str(source_path), _DirListing().exists, hint=_relative_hint(root))
 
 
 def _read_pairs(
@@ -749,7 +821,9 @@ def read_index(
             ``file_list``; a list or tuple -> ``pairs``.
         root: folder that relative paths are resolved against (default: the index file's folder;
             the current directory for ``pairs``, where no root check is made unless given).
-            Not used by ``folder``.
+            Not used by ``folder``. Where no file of the index is found, the error names the
+            ``root=`` under which the first one is (a folder beside or inside ``root``), or the
+            relative path that ``root=`` must hold.
         split: ``folder``: a sub-folder of ``source`` to read (e.g. ``"train"``);
             ``kinetics_csv``: keep rows whose ``split`` column equals it; ``hmdb51``: ``"train"``,
             ``"test"`` or ``"unused"``, optionally with the split number (``"test2"``).

@@ -1,17 +1,41 @@
-"""videomix-dali: video decode, sampling, augmentation and VideoMix in one DALI pipeline."""
+"""videomix-dali: video decode, sampling, augmentation and VideoMix in one DALI pipeline.
 
-from .index import VideoEntry, VideoIndex, read_index
-from .loader import VideoLoader
-from .mix import VideoMix
-from .recipes import Recipe, load_recipe
+Names are imported on first use, so that ``videomix_dali.mix`` (VideoMix on torch, CuPy and
+NumPy batches) and ``videomix_dali.recipes`` work where DALI is not installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .index import VideoEntry, VideoIndex, read_index
+    from .loader import VideoLoader
+    from .mix import VideoMix
+    from .recipes import Recipe, load_recipe
 
 __version__ = "0.1.0"
-__all__ = [
-    "Recipe",
-    "VideoEntry",
-    "VideoIndex",
-    "VideoLoader",
-    "VideoMix",
-    "load_recipe",
-    "read_index",
-]
+#: public name -> the module that defines it
+_HOMES = {
+    "Recipe": "recipes",
+    "VideoEntry": "index",
+    "VideoIndex": "index",
+    "VideoLoader": "loader",
+    "VideoMix": "mix",
+    "load_recipe": "recipes",
+    "read_index": "index",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'videomix_dali' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])

@@ -5,10 +5,12 @@ from __future__ import annotations
 import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from nvidia.dali.backend import TensorListCPU, TensorListGPU
+
+if TYPE_CHECKING:
+    from nvidia.dali.backend import TensorListCPU, TensorListGPU
 
 # (event, owner) of GPU batches whose torch tensor is gone: ``owner`` (the DALI tensor that
 # backs the memory) is dropped once ``event`` -- recorded on the consumer's stream when the

@@ -13,7 +13,6 @@ antialias=False)`` (and DALI's operators for the rest) and says why, once.
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
 import importlib.util
 import logging
 import os
@@ -31,6 +30,7 @@ from nvidia.dali.data_node import DataNode
 
 from .mix import apply_dali
 from .probe_cache import cache_file
+from .shipped import shipped_dir
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def _build() -> Path:
     compiler = os.environ.get("CXX") or "g++"
     if shutil.which(compiler) is None:
         raise RuntimeError(f"no C++ compiler {compiler!r} on PATH (set CXX)")
-    source = Path(str(importlib.resources.files("videomix_dali.kernels"))) / _SOURCE
+    source = shipped_dir("kernels") / _SOURCE
     flags = [
         *_FLAGS,
         *sysconfig.get_compile_flags(),

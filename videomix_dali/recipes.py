@@ -13,9 +13,10 @@ import math
 import numbers
 import tomllib
 from dataclasses import dataclass, field
-from importlib.resources import files
 from pathlib import Path
 from typing import Any, Self
+
+from .shipped import shipped_dir
 
 SAMPLINGS = ("window", "segment")
 SCHEDULE_KINDS = ("cosine", "step")
@@ -266,12 +267,12 @@ KINDS: dict[str, type[Recipe] | type[FeatureRecipe]] = {"video": Recipe, "featur
 
 
 def _read(name: str) -> dict[str, Any]:
-    return tomllib.loads(files("videomix_dali.pipelines").joinpath(f"{name}.toml").read_text())
+    return tomllib.loads((shipped_dir("pipelines") / f"{name}.toml").read_text())
 
 
 def list_recipes(kind: str | None = "video") -> list[str]:
     """Names of the recipes shipped in ``pipelines/`` of ``kind`` (None: every kind)."""
-    root = files("videomix_dali.pipelines")
+    root = shipped_dir("pipelines")
     names = sorted(p.name[: -len(".toml")] for p in root.iterdir() if p.name.endswith(".toml"))
     return [n for n in names if kind is None or _read(n).get("kind", "video") == kind]
 

@@ -11,12 +11,12 @@ they are: int32 rows and float64 coefficients, one row of each per sample.
 from __future__ import annotations
 
 import functools
-import importlib.resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..shipped import shipped_dir
 from .apply_numpy import check_frames, check_mean_std, check_out_dtype, frames_list
 from .params import MODE_CODES, MixParams, canonical_dims
 
@@ -49,8 +49,8 @@ _FUSED_KERNELS = {np.dtype(np.float32): "vm_fused_f32", np.dtype(np.float16): "v
 
 
 def kernel_dir() -> Path:
-    """Folder holding videomix.cuh / videomix.cu (the package ``videomix_dali.kernels``)."""
-    return Path(str(importlib.resources.files("videomix_dali.kernels")))
+    """Folder holding videomix.cuh / videomix.cu (``kernels/`` of the package)."""
+    return shipped_dir("kernels")
 
 
 @functools.lru_cache(maxsize=1)

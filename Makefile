@@ -28,11 +28,13 @@ test: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q
 
-# The one prepared device call: every `gpu` test, GPU bench rows, a short GPU training run,
-# CPU-vs-GPU equality of a mixed batch, NVDEC's limits; a JSON and a log under $OUT (else
-# ./gpu-check/). Exits 0 only if everything passed. `make gpu-check DRY=1` walks the same
-# script without CUDA (part of `make test`). PYTHON=python3 uses an existing environment
-# (a machine without network access) instead of setting up .venv.
-PYTHON ?=
-gpu-check: $(if $(PYTHON),,setup)
-	$(or $(PYTHON),$(BIN)/python) tests/gpu_check.py $(if $(DRY),--dry-run)
+# The one prepared device call (docs/gpu-check.md): every `gpu` test, GPU bench rows with NVDEC
+# utilisation, a short GPU training run, CPU-vs-GPU equality, NVDEC's limits; a JSON after every
+# step and a log under $OUT (else ./gpu-check/). Exits 0 only if everything passed. It never
+# installs anything: $(PYTHON) (default python3) runs as it is, this checkout on PYTHONPATH
+# (on a machine with the venv: PYTHON=.venv/bin/python). `make gpu-check DRY=1` walks the same
+# script without CUDA (part of `make test`).
+PYTHON ?= python3
+gpu-check:
+	PYTHONPATH="$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH}" PYTHONUNBUFFERED=1 \
+	  $(PYTHON) tests/gpu_check.py $(if $(DRY),--dry-run)

@@ -67,9 +67,11 @@ class BenchData:
     def __post_init__(self) -> None:
         if not 2 <= self.classes <= len(DIRECTIONS):
             raise ValueError(f"classes={self.classes} must be in [2, {len(DIRECTIONS)}]")
-        for name in ("videos_per_class", "long_per_class", "fps", "gop", "window"):
+        for name in ("videos_per_class", "fps", "gop", "window"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.long_per_class < 0:
+            raise ValueError(f"long_per_class={self.long_per_class} must be >= 0")
         for name in ("frames", "long_frames"):
             if not self.window <= getattr(self, name):
                 raise ValueError(f"{name}={getattr(self, name)} must be >= window={self.window}")

@@ -140,6 +140,29 @@ def test_a_batch_no_single_file_explains_names_its_files_and_the_real_cause(corp
     assert loader.skipped == []
 
 
+@pytest.mark.parametrize("where", ["batch", "clip"])
+def test_a_cuda_fault_is_never_blamed_on_the_files(corpus, monkeypatch, where):
+    fault = "CUDA error: an illegal memory access was encountered"
+    if where == "clip":  # the batch failed; decoding its clips alone meets the dead context
+        monkeypatch.setattr(loader_module, "clip_decode_error", lambda *a, **k: fault)
+    else:
+        monkeypatch.setattr(loader_module, "build_pipeline", lambda *a, **k: _Failing(fault))
+    loader = make(corpus / "main", train=False, batch_size=6)
+    with pytest.raises(RuntimeError, match="CUDA fault .*no file is blamed.*illegal memory"):
+        run(loader, 1)
+    assert loader.skipped == [] and loader.damaged == []
+
+
+class _Failing:
+    """A pipeline whose every run fails with ``message``."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def run(self):
+        raise RuntimeError(self.message)
+
+
 def test_decoder_message_drops_dalis_framing():
     text = (
         "Critical error in pipeline:\nError in CPU operator `nvidia.dali.fn.decoders.video`,\n"

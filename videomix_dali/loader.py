@@ -24,7 +24,13 @@ from .probe_cache import probe_videos
 from .recipes import Recipe, checked_int, resolve_recipe
 from .runtime import free_memory, rank_and_world_size, resolve_device
 from .sampling import LAST_BATCH_POLICIES, Clip, ClipConfig, ClipSampler, LoaderPosition
-from .verify import VERIFY_MODES, clip_decode_error, decoder_message, verify_videos
+from .verify import (
+    VERIFY_MODES,
+    clip_decode_error,
+    decoder_message,
+    is_sticky_cuda_error,
+    verify_videos,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +55,8 @@ class VideoLoader(LoaderPosition):
     Yields ``(video, target)``: video (N, C, T, H, W) ``dtype``, normalised with the recipe's
     mean/std; target (N,) int64 class ids, or with ``mix`` the soft label (N, num_classes)
     float32 (each source's weight = its exact share of output voxels). With
-    ``return_index=True`` also (N,) int64 dataset indices. Each epoch visits every video of
+    ``return_index=True`` also (N,) int64 dataset indices. With ``device="gpu"`` the video
+    and the target are CUDA tensors, the indices host tensors. Each epoch visits every video of
     this shard once; iterating continues the current epoch where it stopped, and a finished
     epoch advances to the next. One loop is live at a time: a new ``iter(loader)`` (or
     ``load_state_dict``) ends the iterator before it, which then raises RuntimeError, and the
@@ -403,6 +410,8 @@ class VideoLoader(LoaderPosition):
                 continue
             data, frames = self._clip_input(clip)
             message = clip_decode_error(data, frames, device=self.device, device_id=self._device_id)
+            if message is not None and is_sticky_cuda_error(message):
+                raise RuntimeError(f"the GPU hit a CUDA fault (no file is blamed): {message}")
             if message is not None:
                 first, last = int(clip.frames.min()), int(clip.frames.max())
                 found[clip.item] = f"damaged frame data (frames {first}..{last}): {message}"
@@ -463,6 +472,11 @@ class VideoLoader(LoaderPosition):
             try:
                 video, label, index = self._pipe.run()
             except Exception as exc:
+                if is_sticky_cuda_error(exc):
+                    raise RuntimeError(
+                        f"the GPU pipeline hit a CUDA fault (no file is blamed for it): "
+                        f"{decoder_message(exc)}"
+                    ) from exc
                 self._skip_damaged(exc)
                 continue
             self._fed.popleft()

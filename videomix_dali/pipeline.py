@@ -129,7 +129,8 @@ def build_pipeline(
     ``SOURCE_OUTPUTS``: encoded file bytes (uint8), frame indices (T,) int32, ROI start and
     end (y, x) float32 in input pixels (x reversed for a flip), label int64 and dataset index
     int64. Outputs: video (N, C, T, crop, crop) ``dtype`` normalized with ``mean``/``std``
-    (0..255 units), label (N,) int64, index (N,) int64. With ``mix`` the source also yields
+    (0..255 units), label (N,) int64, index (N,) int64; with ``device="gpu"`` the video and
+    the label on the GPU, the index on the host. With ``mix`` the source also yields
     the batch's :func:`mix_source_outputs` and, as the label, the soft target (K,) float32 it
     computed on the host from the same params; the batch is mixed after the crop (CPU: the
     paste modes while resizing, in the plugin of :mod:`videomix_dali.native`, mixup and cutout
@@ -152,6 +153,8 @@ def build_pipeline(
             batch=True,
         )
         video = fn.decoders.video(encoded, device=decoder_device, frames=frames)
+        if device == "gpu":  # the target lives where the video does; the index on the host
+            label = label.gpu()
         size, norm = (crop_size, crop_size), (mean, std, DTYPES[dtype])
         if mix is None or pasted:  # finished in one pass on the CPU (with the plugin)
             pastes = rows if pasted else ()

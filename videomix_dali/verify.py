@@ -41,6 +41,21 @@ def decoder_message(exc: BaseException) -> str:
     return re.sub(r'^Assert on ".*?" failed: ', "", lines[0]) if lines else text.strip()
 
 
+#: What CUDA says (runtime, driver, CuPy, torch) after an error that leaves the device unusable
+#: for the process ("sticky"): a kernel fault, never a file's damaged frame data.
+_STICKY_CUDA = re.compile(
+    r"illegal (memory access|address|instruction)|unspecified launch failure|misaligned "
+    r"address|device-side assert|ECC error|ECC_UNCORRECTABLE|hardware stack error|invalid "
+    r"program counter|cudaErrorLaunchFailure|CUDA_ERROR_LAUNCH_FAILED",
+    re.IGNORECASE,
+)
+
+
+def is_sticky_cuda_error(exc: BaseException | str) -> bool:
+    """Whether ``exc`` (or its message) reports a CUDA fault that no file caused."""
+    return bool(_STICKY_CUDA.search(str(exc)))
+
+
 def clip_decode_error(
     data: np.ndarray, frames: np.ndarray, *, device: str, device_id: int | None = None
 ) -> str | None:

@@ -111,8 +111,10 @@ def test_files_that_cannot_be_cut_decode_whole_and_are_listed(tmp_path):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("name", ["spanning two GOPs", "at the very end"])
-def test_gpu_cut_input_decodes_the_same_frames_as_the_whole_file(tmp_path, name):
+@pytest.mark.parametrize("name", ["at frame 0", "spanning two GOPs", "at the very end"])
+def test_gpu_cut_input_decodes_the_frames_a_full_decode_shows(tmp_path, name):
+    """NVDEC on the cut bytes gives, at each index, the frame PyAV's full decode shows there
+    (within colour-conversion rounding; the ramp's neighbours differ by far more)."""
     frames = np.array(WINDOWS[name])
     clip = ramp_video(NUM_FRAMES, 128, 128, 0)
     for path in (
@@ -121,6 +123,8 @@ def test_gpu_cut_input_decodes_the_same_frames_as_the_whole_file(tmp_path, name)
     ):
         cuts = probe_video(path).cuts
         data, shift = clip_bytes(path, cuts, int(frames.min()), int(frames.max()))
-        whole = np.fromfile(path, np.uint8)
-        got = dali_decode(data, frames - shift, "gpu")
-        np.testing.assert_array_equal(got, dali_decode(whole, frames, "gpu"), err_msg=str(path))
+        got = dali_decode(data, frames - shift, "gpu").astype(np.float32)
+        reference = decode_video(path).astype(np.float32)
+        for t, frame in zip(frames, got):
+            error = np.abs(reference - frame).mean(axis=(1, 2, 3))
+            assert error.argmin() == t and error.min() < 3.0, (path.name, t, error.min())

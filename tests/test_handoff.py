@@ -69,12 +69,13 @@ def test_gpu_batch_survives_a_slow_consumer(tmp_path):
     )
     expected = [v.cpu() for v, _ in VideoLoader(tmp_path, **kw)]
     loader = VideoLoader(tmp_path, **kw)
-    it = iter(loader)
-    video, _ = next(it)
+    release_finished()
+    video, _ = next(iter(loader))  # the iterator is gone: `video` is the batch's only holder
     out = torch.empty_like(video)
     torch.cuda._sleep(1 << 31)  # about a second of GPU time on torch's stream
     out.copy_(video)  # queued behind the sleep
     del video
+    assert release_finished() >= 1  # the batch's memory is held until the copy has run
     for _ in range(6):  # DALI keeps decoding into free buffers meanwhile
         for _batch in loader:
             pass

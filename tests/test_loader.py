@@ -330,17 +330,23 @@ def test_cpu_graph_mixes_exactly_like_the_numpy_twin(dataset, mode):
 
 
 @pytest.mark.gpu
-def test_gpu_pipeline_mixes_like_the_cpu_one(gpu_datasets):
+@pytest.mark.parametrize(
+    "mode, dtype",
+    [("spatial", "float32"), ("temporal", "float16"), ("spatiotemporal", "float32"),
+     ("perframe", "float16"), ("mixup", "float32"), ("cutout", "float16")],
+)  # fmt: skip
+def test_gpu_pipeline_mixes_like_the_cpu_one(gpu_datasets, mode, dtype):
     from videomix_dali.mix import VideoMix
 
     cpu_root, gpu_root = gpu_datasets
     kwargs = dict(
         recipe="demo", train=False, batch_size=3, num_frames=4, stride=3, crop_size=48,
-        eval_short_side=48, progress=False,
+        eval_short_side=48, dtype=dtype, progress=False,
     )  # fmt: skip
-    cpu = collect(VideoLoader(cpu_root, device="cpu", mix=VideoMix("spatial", seed=3), **kwargs))
-    gpu = collect(VideoLoader(gpu_root, device="gpu", mix=VideoMix("spatial", seed=3), **kwargs))
+    cpu = collect(VideoLoader(cpu_root, device="cpu", mix=VideoMix(mode, seed=3), **kwargs))
+    gpu = collect(VideoLoader(gpu_root, device="gpu", mix=VideoMix(mode, seed=3), **kwargs))
+    assert len(cpu) == len(gpu) > 0
     for (vc, yc), (vg, yg) in zip(cpu, gpu):
-        assert vg.is_cuda and yg.is_cuda
+        assert vg.is_cuda and yg.is_cuda and vg.dtype == vc.dtype == getattr(torch, dtype)
         assert torch.equal(yc, yg.cpu())  # same params, same labels, on both backends
         assert (vg.cpu() - vc).abs().mul(STD).mean() < 1.5  # NVDEC vs FFmpeg colour rounding

@@ -125,6 +125,16 @@ def test_kinetics_csv(tmp_path):
         read_index(tmp_path / "test.csv")
 
 
+def test_class_folders_without_videos_say_so(tmp_path):
+    touch(tmp_path, "run/notes.txt")
+    with pytest.raises(ValueError) as err:
+        read_index(tmp_path)
+    assert str(err.value) == (
+        f"{tmp_path}: no video in its class sub-folders "
+        "(files ending in .webm, .mp4, .mkv, .avi, .mov, .m4v)"
+    )
+
+
 def test_kinetics_csv_finds_its_split_folder_without_root(tmp_path):
     """The demo's layout (train.csv beside train/<label>/...) and a CSV without a split column
     whose folder is named like it load with the default root, the CSV's folder."""

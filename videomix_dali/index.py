@@ -364,6 +364,11 @@ def _read_folder(directory: Path, classes: list[str] | None) -> VideoIndex:
                 if not fn.startswith(".") and os.path.splitext(fn)[1].lower() in VIDEO_EXTENSIONS:
                     found.append(Path(os.path.abspath(os.path.join(dirpath, fn))))
         rows.extend((None, p, label, None, None) for p in sorted(found))
+    if not rows:
+        raise ValueError(
+            f"{source}: no video in its class sub-folders (files ending in "
+            f"{', '.join(VIDEO_EXTENSIONS)})"
+        )
     return _finish(rows, classes, source, None)
 
 

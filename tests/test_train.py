@@ -335,3 +335,118 @@ def test_st_cam_shape_identity_and_png(demo, tmp_path):
         ["--checkpoint", str(ckpt), str(ckpt), "--video", str(v1), str(v2), "--out", str(grid)]
     )
     assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# command lines: a bad option is one line naming it, exit status 2, before any work
+
+
+def _bad_paths(tmp: Path) -> dict[str, Path]:
+    (tmp / "empty").mkdir()
+    (tmp / "no_videos" / "run").mkdir(parents=True)
+    (tmp / "notes.txt").write_text("hello\n")
+    return {"missing": tmp / "nowhere", **{p.stem: p for p in tmp.iterdir()}}
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--batch-size", "0"], "argument --batch-size: must be >= 1, got 0"),
+        (["--batch-size", "-3"], "argument --batch-size: must be >= 1, got -3"),
+        (["--epochs", "0"], "argument --epochs: must be >= 1, got 0"),
+        (["--width", "x"], "argument --width: invalid positive_int value: 'x'"),
+        (["--num-frames", "2000"], "argument --num-frames: num_frames=2000 must be <= 1024"),
+        (["--threads", "0"], "argument --threads: must be >= 1, got 0"),
+        (["--seed", "-1"], "argument --seed: must be >= 0, got -1"),
+        (["--eval-every", "-1"], "argument --eval-every: must be >= 0, got -1"),
+        (["--lr", "0"], "argument --lr: must be > 0, got 0"),
+        (["--alpha", "nan"], "argument --alpha: must be a finite number, got nan"),
+        (["--prob", "1.5"], "argument --prob: must be in [0, 1], got 1.5"),
+        (["--dropout", "-0.1"], "argument --dropout: must be in [0, 1], got -0.1"),
+        (["--scene-bias", "2"], "argument --scene-bias: must be in [0, 1], got 2"),
+        (["--weight-decay", "-1"], "argument --weight-decay: must be >= 0, got -1"),
+        (["--num-videos", "1"], "argument --num-videos: must be >= 2, got 1"),
+        (["--mix", "spatial", "--num-videos", "9"],
+         "argument --num-videos: must be <= the batch size (8), got 9"),
+        (["--warmup-epochs", "200"],
+         "argument --warmup-epochs: must be <= the epochs (100), got 200"),
+        (["--seeds", "0", "--compare", "none"], "argument --seeds: must be >= 1, got 0"),
+        (["--seeds", "2"], "argument --seeds: needs --compare or --ablation"),
+        (["--compare", "none,nope"], "argument --compare: unknown mode(s) ['nope']; choose from"),
+        (["--model", "resnet"], "argument --model: invalid choice: 'resnet'"),
+        (["--recipe", "kinetics"], "argument --data: required with --recipe kinetics"),
+        (["--data", ""], "argument --data: empty path"),
+        (["--data", "{missing}"], "argument --data: source {missing} does not exist"),
+        (["--data", "{empty}"], "argument --data: {empty}: no class sub-folders"),
+        (["--data", "{no_videos}"], "argument --data: {no_videos}: no video in its class sub-"),
+        (["--data", "{notes}"], "argument --data: {notes}, line 1: expected 'path label"),
+        (["--val", "{empty}"], "argument --val: {empty}: no class sub-folders"),
+        (["--init-from", "{missing}"], "argument --init-from: '{missing}' does not exist"),
+        (["--out", "{notes}"], "argument --out: '{notes}' is a file; expected a directory"),
+        (["--resume", "{missing}"], "argument --resume: no checkpoint at '{missing}'"),
+        (["--out", "{empty}", "--resume"],
+         "argument --resume: no checkpoint at '{empty}/checkpoint.pt'"),
+    ],
+)  # fmt: skip
+def test_train_cli_names_the_bad_option_and_exits_2(tmp_path, capsys, argv, message):
+    from train.__main__ import main
+
+    paths = _bad_paths(tmp_path)
+    assert main([a.format(**paths) for a in argv]) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("python -m train: error: " + message.format(**paths)), err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--epochs", "0"], "argument --epochs: must be >= 1, got 0"),
+        (["--batch-size", "-1"], "argument --batch-size: must be >= 1, got -1"),
+        (["--num-segments", "0"], "argument --num-segments: must be >= 1, got 0"),
+        (["--hidden", "0"], "argument --hidden: must be >= 1, got 0"),
+        (["--eval-segments", "-1"], "argument --eval-segments: must be >= 0, got -1"),
+        (["--lr", "-1"], "argument --lr: must be > 0, got -1"),
+        (["--dropout", "1.5"], "argument --dropout: must be in [0, 1], got 1.5"),
+        (["--class-threshold", "2"], "argument --class-threshold: must be in [0, 1], got 2"),
+        (["--video-weight", "-1"], "argument --video-weight: must be >= 0, got -1"),
+        (["--alpha", "inf"], "argument --alpha: must be a finite number, got inf"),
+        (["--seed", "-2"], "argument --seed: must be >= 0, got -2"),
+        (["--compare", "none,spatial"], "argument --compare: unknown mode(s) ['spatial']"),
+        (["--train-subset", "train"], "argument --train-subset: invalid choice: 'train'"),
+        ([], "argument --features/--annotations: give both (or --demo DIR)"),
+        (["--features", "{missing}", "--annotations", "{notes}"],
+         "argument --features: '{missing}' does not exist; expected a directory"),
+        (["--features", "{empty}", "--annotations", "{missing}"],
+         "argument --annotations: '{missing}' does not exist; expected a file"),
+        (["--features", "{empty}", "--annotations", "{notes}"],
+         "argument --features/--annotations: annotations {notes} are not valid JSON"),
+        (["--demo", "{notes}"], "argument --demo: '{notes}' is a file; expected a directory"),
+        (["--demo", "{empty}", "--features", "{empty}"],
+         "argument --demo: replaces --features/--annotations"),
+    ],
+)  # fmt: skip
+def test_wstal_cli_names_the_bad_option_and_exits_2(tmp_path, capsys, argv, message):
+    from train.wstal.__main__ import main
+
+    paths = _bad_paths(tmp_path)
+    assert main([a.format(**paths) for a in argv]) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("python -m train.wstal: error: " + message.format(**paths)), err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("module", ["train", "train.wstal"])
+def test_the_cli_process_exits_2_on_a_bad_option(module):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--epochs", "0"], capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1] == (
+        f"python -m {module}: error: argument --epochs: must be >= 1, got 0"
+    )

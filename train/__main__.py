@@ -25,9 +25,21 @@ from typing import Any
 
 from videomix_dali.index import read_index
 from videomix_dali.mix import MODES
+from videomix_dali.mix.params import PAIRING_MODES
 from videomix_dali.recipes import list_recipes, load_recipe
 
 from . import distributed as dist_utils
+from .arguments import (
+    check_dataset,
+    existing_file,
+    int_at_least,
+    non_negative_float,
+    non_negative_int,
+    output_dir,
+    positive_float,
+    positive_int,
+    probability,
+)
 from .experiment import ABLATION_MODES, format_table, plot_summary, run_grid, write_json
 from .models import available_models, build_model, describe, loader_frames
 from .run import TrainConfig, finished_run, run
@@ -45,24 +57,26 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", default="demo", choices=list_recipes(), help="dataset protocol")
     p.add_argument("--data", help="training set (folder-per-class or index file); demo: generated")
     p.add_argument("--val", nargs="*", help="test sets evaluated after training (multi-view)")
-    p.add_argument("--model", default=None, help=f"one of {', '.join(available_models())}")
-    p.add_argument("--width", type=int, default=None, help="base width (64 = the paper's)")
-    p.add_argument("--num-frames", type=int, help="T of the (slow) clip; default: recipe")
-    p.add_argument("--stride", type=int, help="tau of the (slow) clip; default: recipe")
-    p.add_argument("--crop-size", type=int)
-    p.add_argument("--batch-size", type=int, help="per process; default: recipe")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--lr", type=float, help="lr for batch 64 (scaled by global batch / 64)")
-    p.add_argument("--warmup-epochs", type=float)
-    p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--dropout", type=float, default=0.5)
+    p.add_argument("--model", default=None, choices=available_models())
+    p.add_argument("--width", type=positive_int, help="base width (64 = the paper's)")
+    p.add_argument("--num-frames", type=positive_int, help="T of the (slow) clip; default: recipe")
+    p.add_argument("--stride", type=positive_int, help="tau of the (slow) clip; default: recipe")
+    p.add_argument("--crop-size", type=positive_int)
+    p.add_argument("--batch-size", type=positive_int, help="per process; default: recipe")
+    p.add_argument("--epochs", type=positive_int)
+    p.add_argument(
+        "--lr", type=positive_float, help="lr for batch 64 (scaled by global batch / 64)"
+    )
+    p.add_argument("--warmup-epochs", type=non_negative_float)
+    p.add_argument("--weight-decay", type=non_negative_float, default=1e-4)
+    p.add_argument("--dropout", type=probability, default=0.5)
     p.add_argument("--mix", default="none", choices=list(MODES), help="VideoMix mode")
-    p.add_argument("--alpha", type=float, default=1.0, help="lambda ~ Beta(alpha, alpha)")
-    p.add_argument("--prob", type=float, default=1.0, help="chance to mix a batch")
-    p.add_argument("--num-videos", type=int, default=2)
+    p.add_argument("--alpha", type=positive_float, default=1.0, help="lambda ~ Beta(alpha, alpha)")
+    p.add_argument("--prob", type=probability, default=1.0, help="chance to mix a batch")
+    p.add_argument("--num-videos", type=int_at_least(2), default=2)
     p.add_argument("--compare", help="comma-separated mix modes trained with the same budget")
     p.add_argument(
-        "--seeds", type=int, help="runs per mode: seeds SEED..SEED+N-1 (1; --ablation: 3)"
+        "--seeds", type=positive_int, help="runs per mode: seeds SEED..SEED+N-1 (1; --ablation: 3)"
     )
     p.add_argument(
         "--ablation",
@@ -71,15 +85,21 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--scene-bias",
-        type=float,
+        type=probability,
         help="demo: share of train/test_biased videos whose scene matches the class (0.9)",
     )
-    p.add_argument("--init-from", help="checkpoint whose backbone weights start the run")
+    p.add_argument(
+        "--init-from", type=existing_file, help="checkpoint whose backbone weights start the run"
+    )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
-    p.add_argument("--threads", type=int, default=2, help="DALI CPU threads per pipeline")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eval-every", type=int, default=0, help="epochs; 0: after the last only")
-    p.add_argument("--out", help="run folder (default runs/<recipe>-<model>-<mix>)")
+    p.add_argument("--threads", type=positive_int, default=2, help="DALI CPU threads per pipeline")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument(
+        "--eval-every", type=non_negative_int, default=0, help="epochs; 0: after the last only"
+    )
+    p.add_argument(
+        "--out", type=output_dir, help="run folder (default runs/<recipe>-<model>-<mix>)"
+    )
     p.add_argument(
         "--resume", nargs="?", const="auto", help="continue from OUT/checkpoint.pt (or PATH)"
     )
@@ -88,11 +108,14 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def model_name(args: argparse.Namespace) -> str:
+    """--model, else SlowOnly-18 for the demo and SlowOnly-50 for the paper's recipes."""
+    return args.model or ("slowonly18" if args.recipe == "demo" else "slowonly50")
+
+
 def config_from(args: argparse.Namespace, mix: str) -> TrainConfig:
     demo = args.recipe == "demo"
     if args.data is None:
-        if not demo:
-            raise SystemExit(f"--data is required for --recipe {args.recipe}")
         from videomix_dali.demo import SPLITS, demo_split
 
         root, kw = DEMO_ROOT, {}
@@ -107,7 +130,7 @@ def config_from(args: argparse.Namespace, mix: str) -> TrainConfig:
         args.data = train
         if args.val is None:
             args.val = tests
-    model = args.model or ("slowonly18" if demo else "slowonly50")
+    model = model_name(args)
     width = args.width or (16 if demo and model.startswith("slowonly") else 64)
     values = {
         "recipe": args.recipe,
@@ -133,7 +156,7 @@ def config_from(args: argparse.Namespace, mix: str) -> TrainConfig:
         "device": args.device,
         "num_threads": args.threads,
         "eval_every": args.eval_every,
-        "init_from": args.init_from,
+        "init_from": str(args.init_from) if args.init_from else None,
     }
     assert set(values) == {f.name for f in fields(TrainConfig)}
     return TrainConfig(**values)
@@ -142,16 +165,16 @@ def config_from(args: argparse.Namespace, mix: str) -> TrainConfig:
 def print_describe(args: argparse.Namespace) -> None:
     recipe = load_recipe(args.recipe)
     demo = args.recipe == "demo"
-    model_name = args.model or ("slowonly18" if demo else "slowonly50")
-    width = args.width or (16 if demo and model_name.startswith("slowonly") else 64)
+    name = model_name(args)
+    width = args.width or (16 if demo and name.startswith("slowonly") else 64)
     num_classes = recipe.num_classes
-    model = build_model(model_name, num_classes, width=width)
+    model = build_model(name, num_classes, width=width)
     t, tau = loader_frames(
         model, args.num_frames or recipe.num_frames, args.stride or recipe.stride
     )
     crop = args.crop_size or recipe.crop_size
     views = recipe.test_clips * recipe.test_crops
-    print(f"{model_name} (width {width}, {num_classes} classes; loader clip {t}x{tau})")
+    print(f"{name} (width {width}, {num_classes} classes; loader clip {t}x{tau})")
     print("  " + describe(model, (3, t, crop, crop)))
     print(f"  test views per video ({args.recipe}): {views}")
 
@@ -160,13 +183,8 @@ def compare(args: argparse.Namespace, modes: list[str], *, ablation: bool = Fals
     """Train every mode with ``args.seeds`` seeds from ``args.seed`` (default 1, ablation 3;
     same model and budget), print top-1 mean ± std per test split and the verdicts, write the
     JSON (and, for the ablation, the chart). A finished run of the same config is reused."""
-    for m in modes:
-        if m not in MODES:
-            raise SystemExit(f"--compare: unknown mode {m!r}; choose from {', '.join(MODES)}")
     base = Path(args.out or f"runs/compare-{args.recipe}")
     num_seeds = args.seeds or (3 if ablation else 1)
-    if num_seeds < 1:
-        raise SystemExit(f"--seeds must be >= 1, got {num_seeds}")
     seeds = [args.seed + i for i in range(num_seeds)]
 
     def train_one(mode: str, seed: int) -> dict[str, Any]:
@@ -208,8 +226,84 @@ def compare(args: argparse.Namespace, modes: list[str], *, ablation: bool = Fals
     return result
 
 
+def modes_of(p: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The mix modes to train: --ablation's, --compare's or --mix."""
+    if args.ablation:
+        return list(ABLATION_MODES)
+    if args.compare is None:
+        if args.seeds is not None:
+            p.error("argument --seeds: needs --compare or --ablation")
+        return [args.mix]
+    modes = [m.strip() for m in args.compare.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        p.error(f"argument --compare: unknown mode(s) {unknown}; choose from {', '.join(MODES)}")
+    return modes
+
+
+def check_recipe(p: argparse.ArgumentParser, args: argparse.Namespace, modes: list[str]) -> None:
+    """Exit 2 naming the option whose value the recipe or the other options refuse."""
+    recipe = load_recipe(args.recipe)
+    for name in ("num_frames", "stride", "crop_size", "batch_size"):
+        try:
+            recipe.replace(**{name: getattr(args, name)})
+        except ValueError as exc:
+            p.error(f"argument --{name.replace('_', '-')}: {exc}")
+    batch = args.batch_size or recipe.batch_size
+    if args.num_videos > batch and any(m in PAIRING_MODES for m in modes):
+        p.error(
+            f"argument --num-videos: must be <= the batch size ({batch}), got {args.num_videos}"
+        )
+    epochs = args.epochs or recipe.schedule.epochs
+    if args.warmup_epochs is not None and args.warmup_epochs > epochs:
+        got = f"{args.warmup_epochs:g}"
+        p.error(f"argument --warmup-epochs: must be <= the epochs ({epochs}), got {got}")
+
+
+def check_paths(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit 2 naming the option whose path is missing, empty or not a dataset."""
+    if args.data is None and args.recipe != "demo":
+        p.error(f"argument --data: required with --recipe {args.recipe}")
+    if args.data is not None:
+        check_dataset(p, "--data", args.data)
+    for path in args.val or []:
+        check_dataset(p, "--val", path)
+
+
+def run_dir(args: argparse.Namespace) -> Path:
+    """The folder of a single run: --out, else runs/<recipe>-<model>-<mix>."""
+    return args.out or Path(f"runs/{args.recipe}-{model_name(args)}-{args.mix}")
+
+
+def resume_path(p: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
+    """The checkpoint that --resume names (auto: the run folder's); exit 2 where it is none."""
+    if args.resume is None or args.compare or args.ablation:
+        return None
+    path = run_dir(args) / "checkpoint.pt" if args.resume == "auto" else Path(args.resume)
+    if not path.is_file():
+        p.error(f"argument --resume: no checkpoint at {str(path)!r}")
+    return str(path)
+
+
+def checked_args(argv: list[str] | None) -> argparse.Namespace:
+    """The options, checked against each other, the recipe and the disk (exit 2 naming the
+    option otherwise); ``modes`` holds the mix modes to train, ``resume`` a checkpoint path."""
+    p = parser()
+    args = p.parse_args(argv)
+    if args.describe:
+        return args
+    args.modes = modes_of(p, args)
+    check_recipe(p, args, args.modes)
+    check_paths(p, args)
+    args.resume = resume_path(p, args)
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    try:
+        args = checked_args(argv)
+    except SystemExit as stop:  # argparse printed the usage error (2) or the help (0)
+        return int(stop.code or 0)
     if args.describe:
         print_describe(args)
         return 0
@@ -217,15 +311,11 @@ def main(argv: list[str] | None = None) -> int:
         args.epochs = load_recipe("demo").schedule.epochs
     dist_utils.setup(args.device)
     try:
-        if args.ablation:
-            compare(args, list(ABLATION_MODES), ablation=True)
-        elif args.compare:
-            compare(args, [m.strip() for m in args.compare.split(",") if m.strip()])
-        elif args.seeds is not None:
-            raise SystemExit("--seeds needs --compare or --ablation")
+        if args.ablation or args.compare:
+            compare(args, args.modes, ablation=args.ablation)
         else:
             cfg = config_from(args, args.mix)
-            out = args.out or f"runs/{cfg.recipe}-{cfg.model}-{cfg.mix}"
+            out = run_dir(args)
             results = run(cfg, out, resume=args.resume, progress=not args.no_progress)
             if dist_utils.is_main():
                 for name, r in results.items():

@@ -450,3 +450,32 @@ def test_the_cli_process_exits_2_on_a_bad_option(module):
     assert done.stderr.splitlines()[-1] == (
         f"python -m {module}: error: argument --epochs: must be >= 1, got 0"
     )
+
+
+@pytest.mark.parametrize(
+    "module, argv, message",
+    [
+        ("evaluate", ["--checkpoint", "{missing}", "--data", "{empty}"],
+         "argument --checkpoint: '{missing}' does not exist; expected a file"),
+        ("evaluate", ["--checkpoint", "{notes}", "--data", "{empty}"],
+         "argument --data: {empty}: no class sub-folders"),
+        ("evaluate", ["--checkpoint", "{notes}", "--data", "{empty}", "--batch-size", "0"],
+         "argument --batch-size: must be >= 1, got 0"),
+        ("cam", ["--checkpoint", "c.pt", "--video", "v.webm", "--frames", "0"],
+         "argument --frames: must be >= 1, got 0"),
+        ("cam", ["--checkpoint", "c.pt", "--video", "v.webm", "--seed", "-1"],
+         "argument --seed: must be >= 0, got -1"),
+        ("cam", ["--checkpoint", "a.pt", "b.pt", "--video", "v.webm", "--video2", "w.webm"],
+         "argument --video2/--classes: a grid (several --checkpoint / --video) takes none"),
+    ],
+)  # fmt: skip
+def test_evaluate_and_cam_clis_name_the_bad_option(tmp_path, capsys, module, argv, message):
+    import importlib
+
+    main = importlib.import_module(f"train.{module}").main
+    paths = _bad_paths(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        main([a.format(**paths) for a in argv])
+    assert stop.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"python -m train.{module}: error: " + message.format(**paths))

@@ -28,6 +28,7 @@ from videomix_dali import VideoLoader
 from videomix_dali.mix import MODES, VideoMix
 from videomix_dali.recipes import load_recipe
 
+from .arguments import non_negative_int, positive_int
 from .checkpoint import load_checkpoint
 from .models import build_model, loader_frames
 
@@ -206,16 +207,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--video", required=True, nargs="+", help="one, or several for a grid")
     p.add_argument("--video2", help="second video, mixed into the first with --mix")
     p.add_argument("--mix", default="spatial", choices=[m for m in MODES if m != "none"])
-    p.add_argument("--seed", type=int, default=0, help="seed of the mixing box")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the mixing box")
     p.add_argument("--classes", help="class names or ids, comma-separated (default: top-2)")
     p.add_argument("--last-stride", type=int, default=1, choices=[1, 2])
-    p.add_argument("--frames", type=int, default=8, help="columns: frames shown (at most)")
+    p.add_argument("--frames", type=positive_int, default=8, help="columns: frames shown (at most)")
     p.add_argument("--out", default="cams", help="folder; a grid: the PNG's path")
     args = p.parse_args(argv)
 
     if len(args.checkpoint) > 1 or len(args.video) > 1:
         if args.video2 or args.classes:
-            raise SystemExit("a grid (several --checkpoint / --video) takes no --video2, --classes")
+            p.error(
+                "argument --video2/--classes: a grid (several --checkpoint / --video) takes none"
+            )
         png = cam_grid(
             args.checkpoint,
             args.video,

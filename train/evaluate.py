@@ -23,6 +23,7 @@ from videomix_dali import VideoLoader
 from videomix_dali.recipes import load_recipe
 
 from . import distributed as dist_utils
+from .arguments import check_dataset, existing_file, positive_int
 from .checkpoint import device_of, load_checkpoint
 from .models import build_model, loader_frames
 
@@ -151,12 +152,18 @@ def make_eval_loader(source, cfg, model, *, device: str, batch_size: int | None 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__.split("\n")[0])
-    p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by python -m train")
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        type=existing_file,
+        help="checkpoint.pt written by python -m train",
+    )
     p.add_argument("--data", required=True, help="test set: folder-per-class or an index file")
     p.add_argument("--out", help="CSV of per-video predictions")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--batch-size", type=positive_int)
     args = p.parse_args(argv)
+    check_dataset(p, "--data", args.data)
 
     dist_utils.setup(args.device)
     loader_device, device = device_of(args.device)

@@ -26,7 +26,15 @@ _HOMES = {
     "load_recipe": "recipes",
     "read_index": "index",
 }
-__all__ = sorted(_HOMES)
+__all__ = [
+    "Recipe",
+    "VideoEntry",
+    "VideoIndex",
+    "VideoLoader",
+    "VideoMix",
+    "load_recipe",
+    "read_index",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -479,3 +479,19 @@ def test_evaluate_and_cam_clis_name_the_bad_option(tmp_path, capsys, module, arg
     assert stop.value.code == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith(f"python -m train.{module}: error: " + message.format(**paths))
+
+
+def test_python_m_train_runs_outside_the_checkout_with_pythonpath(tmp_path):
+    """train/ is an app folder, not an installed package: elsewhere PYTHONPATH names the
+    checkout (from inside it, python -m train finds it in the working directory)."""
+    import subprocess
+    import sys
+
+    checkout = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    done = subprocess.run(
+        [sys.executable, "-m", "train", "--describe"],
+        cwd=tmp_path, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("slowonly18 (width 16, 4 classes; loader clip 8x2)")

@@ -7,6 +7,10 @@
         --model slowonly50 --mix spatial --out runs/so50-vmix
     python -m train --model slowfast50 --describe                # params + GFLOPs per view
     torchrun --nproc_per_node 8 -m train ...                     # DDP, one pipeline per rank
+
+train/ is an app folder of the checkout, not an installed package: run it from the checkout's
+root, or elsewhere as PYTHONPATH=/path/to/checkout python -m train ... (the demo data and
+runs/ are written under the working directory).
 """
 
 from __future__ import annotations

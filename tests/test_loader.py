@@ -199,20 +199,6 @@ def test_handoff_shares_dali_memory(dataset):
     assert np.array(video[0])[0, 0, 0, 0] == 123.0
 
 
-def test_h264_on_cpu_is_skipped_with_advice(tmp_path, caplog):
-    write_video(tmp_path / "a" / "good.webm", ramp_video(12, 32, 32, 0))
-    write_video(tmp_path / "a" / "avc.mp4", ramp_video(12, 32, 32, 1), codec="libx264")
-    loader = VideoLoader(
-        tmp_path, recipe="demo", device="cpu", batch_size=1, num_frames=2, crop_size=16,
-        progress=False,
-    )  # fmt: skip
-    assert [e.path.name for e in loader.entries] == ["good.webm"]
-    ((path, reason),) = loader.skipped
-    assert path.name == "avc.mp4"
-    assert "h264" in reason and "device='gpu'" in reason and "VP9" in reason
-    assert "skipped 1 of 2" in caplog.text
-
-
 @pytest.mark.parametrize(
     "kwargs, message",
     [

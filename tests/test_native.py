@@ -83,7 +83,7 @@ def test_matches_dali_resize_within_one_level():
 
 def test_without_the_plugin_the_graph_uses_dali_resize(monkeypatch):
     monkeypatch.setenv("CXX", "no-such-compiler")
-    monkeypatch.setattr(native, "cache_file", lambda: native.Path("/nonexistent/x"))
+    monkeypatch.setattr(native, "cache_dir", lambda: native.Path("/nonexistent"))
     with pytest.raises(RuntimeError, match="no C\\+\\+ compiler 'no-such-compiler'"):
         native._build()
     monkeypatch.setattr(native, "load_plugin", lambda: "no compiler")

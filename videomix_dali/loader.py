@@ -11,19 +11,23 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 import torch
 
 from .cuts import clip_bytes
 from .handoff import to_torch
+from .host_decode import DALI_CPU_CODECS, HostDecodeError, HostDecoder, decode_clip
 from .index import VideoIndex, read_index
 from .mix import VideoMix, mix_labels
-from .pipeline import DTYPES, build_pipeline, mix_source_outputs
+from .pipeline import DTYPES, build_pipeline, mix_source_outputs, source_outputs
 from .probe import ProbeError, VideoInfo, nvdec_unusable_reason
 from .probe_cache import probe_videos
 from .recipes import Recipe, checked_int, resolve_recipe
+from .remux import clip_bytes as remux_clip_bytes
 from .runtime import free_memory, rank_and_world_size, resolve_device
 from .sampling import LAST_BATCH_POLICIES, Clip, ClipConfig, ClipSampler, LoaderPosition
+from .table_store import TableRef
 from .verify import (
     VERIFY_MODES,
     clip_decode_error,
@@ -34,7 +38,6 @@ from .verify import (
 
 log = logging.getLogger(__name__)
 
-CPU_CODECS = ("vp8", "vp9", "mjpeg")
 SHORT_VIDEO_POLICIES = ("pad", "skip")
 #: Most batches DALI may prepare ahead: it prepares all of them before it returns the first,
 #: and holds each in memory (2 to 4 hide the decode time's jitter).
@@ -83,7 +86,8 @@ class VideoLoader(LoaderPosition):
         short_videos: videos shorter than a clip (``(num_frames - 1) * stride + 1`` frames;
             ``num_frames`` for segment sampling) are padded by repeating their last frame
             (``"pad"``) or skipped (``"skip"``).
-        num_threads: DALI CPU threads.
+        num_threads: DALI CPU threads (and, on the CPU, the threads that decode the codecs
+            DALI's CPU decoder lacks with PyAV).
         prefetch: batches DALI prepares ahead of the consumer (1 to ``MAX_PREFETCH``).
         return_index: also yield each sample's dataset index.
         mix: a ``VideoMix`` applied to every batch inside the pipeline, after the crop.
@@ -257,7 +261,7 @@ class VideoLoader(LoaderPosition):
             )
             for k, reason in zip(usable, found):
                 reasons[k] = reason
-        entries, videos, self._cuts = [], [], []
+        entries, videos, self._cuts, codecs = [], [], [], set()
         for entry, info, reason in zip(self.index.entries, infos, reasons):
             if reason:
                 self.skipped.append((entry.path, reason))
@@ -266,6 +270,7 @@ class VideoLoader(LoaderPosition):
             entries.append(entry)
             videos.append((last - first, info.height, info.width, first))
             self._cuts.append(info.cuts)
+            codecs.add(info.codec)
             if info.cuts is None:
                 self.uncut.append((entry.path, info.uncut_reason or "not cut"))
         if self.skipped:
@@ -279,6 +284,8 @@ class VideoLoader(LoaderPosition):
         if not entries:
             reasons = "\n".join(f"  {p}: {r}" for p, r in self.skipped[:20])
             raise ValueError(f"no usable videos in {self.index.source}:\n{reasons}")
+        # DALI's CPU decoder takes VP8/VP9/MJPEG only: otherwise PyAV decodes the whole set
+        self.host_decoded = self.device == "cpu" and not codecs <= set(DALI_CPU_CODECS)
         if self.uncut:
             log.warning(
                 "%d of %d videos cannot be cut at keyframes, so each of their clips decodes the "
@@ -290,14 +297,11 @@ class VideoLoader(LoaderPosition):
         return entries, videos
 
     def _unusable_reason(self, entry, info: VideoInfo | Exception) -> str | None:
+        """Why ``entry`` cannot be used on this loader's device, or None."""
         if isinstance(info, ProbeError):
             return info.reason
-        if self.device == "cpu" and info.codec not in CPU_CODECS:
-            return (
-                f"codec {info.codec} cannot be decoded by DALI's CPU backend (VP8, VP9, MJPEG "
-                "only); use device='gpu' or rewrite the dataset as VP9 with "
-                "`videomix-dali prepare SRC DST` (keyframe-cut .webm, decoded fastest)"
-            )
+        if self.device == "cpu" and not _has_decoder(info.codec):
+            return f"codec {info.codec}: this PyAV (FFmpeg) build has no decoder for it"
         if self.device == "gpu" and (reason := nvdec_unusable_reason(info)):
             return reason
         first, last = _frame_range(entry, info)
@@ -326,47 +330,64 @@ class VideoLoader(LoaderPosition):
         An endless stream (epoch after epoch) starting at the loader's position; DALI runs
         ``prefetch`` batches ahead of the consumer.
         """
-        for epoch, step in self.positions():
-            clips = self.sampler.batch(epoch, step)
-            self._fed.append((epoch, step))
-            encoded, frames = [], []
-            for clip in clips:
-                data, clip_frames = self._clip_input(clip)
-                encoded.append(data)
-                frames.append(clip_frames)
-            labels = np.array([self.entries[c.item].label for c in clips], np.int64)
-            if self.mix is not None:
-                t, crop = self.recipe.num_frames, self.recipe.crop_size
-                params = self.mix.sample(
-                    (len(clips), 3, t, crop, crop), step=epoch * len(self) + step
-                )
-                labels = mix_labels(labels, params, self.num_classes, self.mix.label_smoothing)
-            batch = (
-                encoded,
-                frames,
-                [c.roi_start for c in clips],
-                [c.roi_end for c in clips],
-                list(labels),
-                [np.array(c.item, np.int64) for c in clips],
-            )
-            if self.mix is not None:
-                batch += mix_source_outputs(params, self.device)
-            yield batch
+        decoder = HostDecoder(self.num_threads) if self.host_decoded else None
+        ahead: deque = deque()  # host decoding runs a batch ahead of the pipeline
+        try:
+            for epoch, step in self.positions():
+                clips = self.sampler.batch(epoch, step)
+                inputs = [self._clip_input(clip) for clip in clips]
+                ahead.append((epoch, step, clips, inputs, decoder and decoder.submit(inputs)))
+                if decoder is None or len(ahead) == 2:
+                    yield self._source_batch(*ahead.popleft())
+        finally:
+            if decoder is not None:
+                decoder.close()
+
+    def _source_batch(self, epoch: int, step: int, clips: list[Clip], inputs, decoding):
+        """The source's arrays for batch ``step`` of ``epoch`` (``SOURCE_OUTPUTS``, then the
+        mixing inputs): the clips' bytes, or their frames where ``decoding`` (host jobs)."""
+        self._fed.append((epoch, step))
+        encoded = HostDecoder.result(decoding) if decoding else [data for data, _ in inputs]
+        frames = [clip_frames for _, clip_frames in inputs]
+        labels = np.array([self.entries[c.item].label for c in clips], np.int64)
+        if self.mix is not None:
+            t, crop = self.recipe.num_frames, self.recipe.crop_size
+            params = self.mix.sample((len(clips), 3, t, crop, crop), step=epoch * len(self) + step)
+            labels = mix_labels(labels, params, self.num_classes, self.mix.label_smoothing)
+        arrays = {
+            "encoded": encoded,
+            "frames": frames,
+            "roi_start": [c.roi_start for c in clips],
+            "roi_end": [c.roi_end for c in clips],
+            "label": list(labels),
+            "index": [np.array(c.item, np.int64) for c in clips],
+        }
+        batch = tuple(arrays[name] for name in source_outputs(self.host_decoded))
+        if self.mix is not None:
+            batch += mix_source_outputs(params, self.device)
+        return batch
 
     def _clip_input(self, clip: Clip) -> tuple[np.ndarray, np.ndarray]:
         """(encoded bytes (B,) uint8, frame indices (T,) int32 into them) of one clip.
 
-        Only the keyframe-aligned byte range the clip needs where the file can be cut
-        (:mod:`videomix_dali.cuts`), else the whole file with the file's frame indices.
+        Only what the clip needs from a safe keyframe on where the file can be cut: Matroska
+        clusters (:mod:`videomix_dali.cuts`) or an MP4's packets rewrapped as Matroska
+        (:mod:`videomix_dali.remux`); else the whole file with the file's frame indices.
         """
         path = self.entries[clip.item].path
         cuts = self._cuts[clip.item]
         try:
+            first, last = int(clip.frames.min()), int(clip.frames.max())
             if cuts is None:
                 return np.fromfile(path, dtype=np.uint8), clip.frames
-            data, shift = clip_bytes(path, cuts, int(clip.frames.min()), int(clip.frames.max()))
+            if isinstance(cuts, TableRef):  # MP4 / MOV: the packets rewrapped as Matroska
+                data, shift = remux_clip_bytes(path, cuts.load(), first, last)
+            else:
+                data, shift = clip_bytes(path, cuts, first, last)
         except OSError as exc:
             raise RuntimeError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        except ValueError as exc:  # its sample table is gone and the file changed since
+            raise RuntimeError(f"cannot cut {path}: {exc}") from exc
         return data, clip.frames - np.int32(shift)
 
     @property
@@ -391,6 +412,7 @@ class VideoLoader(LoaderPosition):
             device_id=self._device_id,
             seed=self.seed,
             mix=self.mix,
+            host_decoded=self.host_decoded,
         )
 
     def _skip_damaged(self, exc: Exception) -> None:
@@ -409,7 +431,7 @@ class VideoLoader(LoaderPosition):
             if clip.item in found:
                 continue
             data, frames = self._clip_input(clip)
-            message = clip_decode_error(data, frames, device=self.device, device_id=self._device_id)
+            message = self._decode_error(data, frames)
             if message is not None and is_sticky_cuda_error(message):
                 raise RuntimeError(f"the GPU hit a CUDA fault (no file is blamed): {message}")
             if message is not None:
@@ -423,6 +445,17 @@ class VideoLoader(LoaderPosition):
             ) from exc
         for video, reason in found.items():
             self._exclude(video, reason)
+
+    def _decode_error(self, data: np.ndarray, frames: np.ndarray) -> str | None:
+        """The decoder's message where this loader's decoder cannot decode ``frames`` of the
+        clip bytes ``data``, else None."""
+        if not self.host_decoded:
+            return clip_decode_error(data, frames, device=self.device, device_id=self._device_id)
+        try:
+            decode_clip(data, frames)
+        except HostDecodeError as exc:
+            return str(exc)
+        return None
 
     def _exclude(self, video: int, reason: str) -> None:
         """Skip ``video`` from now on: its clips are replaced (``ClipSampler.exclude``)."""
@@ -488,3 +521,12 @@ class VideoLoader(LoaderPosition):
             yield out + (to_torch(index),) if self.return_index else out
             if last:
                 return
+
+
+def _has_decoder(codec: str) -> bool:
+    """Whether PyAV's FFmpeg can decode ``codec`` (an FFmpeg codec name)."""
+    try:
+        av.codec.Codec(codec, "r")
+    except (av.error.FFmpegError, ValueError):
+        return False
+    return True

@@ -28,8 +28,8 @@ import nvidia.dali.sysconfig as sysconfig
 from nvidia.dali import fn, types
 from nvidia.dali.data_node import DataNode
 
+from .cache import cache_dir
 from .mix import apply_dali
-from .probe_cache import cache_file
 from .shipped import shipped_dir
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ def _build() -> Path:
     key = hashlib.sha256(
         "\0".join([source.read_text(), dali.__version__, compiler, *flags]).encode()
     ).hexdigest()[:16]
-    library = cache_file().parent / f"crop_resize-{key}.so"
+    library = cache_dir() / f"crop_resize-{key}.so"
     if library.is_file():
         return library
     library.parent.mkdir(parents=True, exist_ok=True)

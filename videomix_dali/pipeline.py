@@ -27,6 +27,14 @@ DTYPES = {"float32": types.FLOAT, "float16": types.FLOAT16}
 # What the host-side source yields per batch, in this order (one array per sample each);
 # with mixing, the batch's params follow (:func:`mix_source_outputs`).
 SOURCE_OUTPUTS = ("encoded", "frames", "roi_start", "roi_end", "label", "index")
+
+
+def source_outputs(host_decoded: bool) -> tuple[str, ...]:
+    """``SOURCE_OUTPUTS`` of a graph: decoded on the host, "encoded" holds the frames and
+    there are no frame indices to pass."""
+    return tuple(n for n in SOURCE_OUTPUTS if not (host_decoded and n == "frames"))
+
+
 # The same for feature sequences (the packed MixParams follow with mixing).
 FEATURE_SOURCE_OUTPUTS = ("features", "target", "index", "length")
 
@@ -121,12 +129,15 @@ def build_pipeline(
     device_id: int | None = None,
     seed: int = 0,
     mix: VideoMix | None = None,
+    host_decoded: bool = False,
 ) -> Pipeline:
     """Build (and return, built) the video pipeline for batches of ``batch_size`` clips of
     ``num_frames`` frames.
 
     ``source()`` returns the next batch as lists of per-sample arrays named by
-    ``SOURCE_OUTPUTS``: encoded file bytes (uint8), frame indices (T,) int32, ROI start and
+    ``SOURCE_OUTPUTS``: encoded file bytes (uint8) or, with ``host_decoded`` (CPU only: codecs
+    DALI's CPU decoder lacks, :mod:`videomix_dali.host_decode`), the clip's decoded frames
+    (T, H, W, 3) uint8, frame indices (T,) int32, ROI start and
     end (y, x) float32 in input pixels (x reversed for a flip), label int64 and dataset index
     int64. Outputs: video (N, C, T, crop, crop) ``dtype`` normalized with ``mean``/``std``
     (0..255 units), label (N,) int64, index (N,) int64; with ``device="gpu"`` the video and
@@ -140,6 +151,8 @@ def build_pipeline(
         raise ValueError(f"device={device!r} must be 'cpu' or 'gpu'")
     if dtype not in DTYPES:
         raise ValueError(f"dtype={dtype!r} must be one of {', '.join(DTYPES)}")
+    if host_decoded and device != "cpu":
+        raise ValueError("host_decoded=True is the CPU graph's; NVDEC decodes on the GPU")
     decoder_device = "mixed" if device == "gpu" else "cpu"
     pasted = mix is not None and pastes_while_resizing(mix.mode, device)
     if mix is not None and device == "cpu" and not pasted:  # multi_paste works per frame
@@ -147,12 +160,18 @@ def build_pipeline(
 
     @_pipeline_def(batch_size, num_threads, prefetch, device, device_id, seed)
     def video_pipeline():
-        encoded, frames, roi_start, roi_end, label, index, *rows = fn.external_source(
-            source=source,
-            num_outputs=len(SOURCE_OUTPUTS) + _num_mix_outputs(mix, device),
-            batch=True,
+        names = source_outputs(host_decoded)
+        outputs = fn.external_source(
+            source=source, num_outputs=len(names) + _num_mix_outputs(mix, device), batch=True
         )
-        video = fn.decoders.video(encoded, device=decoder_device, frames=frames)
+        given, rows = dict(zip(names, outputs)), outputs[len(names) :]
+        roi_start, roi_end, label, index = (given[n] for n in names[-4:])
+        if host_decoded:  # the frames, decoded by the source
+            video = fn.reshape(given["encoded"], layout="FHWC")
+        else:
+            video = fn.decoders.video(
+                given["encoded"], device=decoder_device, frames=given["frames"]
+            )
         if device == "gpu":  # the target lives where the video does; the index on the host
             label = label.gpu()
         size, norm = (crop_size, crop_size), (mean, std, DTYPES[dtype])

@@ -18,6 +18,8 @@ import av
 import numpy as np
 
 from .cuts import CutIndex, cut_index, declared_size
+from .remux import sample_table
+from .table_store import TableRef, save_table
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,9 @@ class VideoInfo:
     pix_fmt: str  # FFmpeg pixel format, e.g. "yuv420p", "yuv420p10le"
     bit_depth: int  # bits per luma sample
     chroma: str  # chroma subsampling J:a:b ("4:2:0", "4:4:4", "4:0:0" for grey) or "RGB"
-    cuts: CutIndex | None = None  # where the file can be cut at keyframes (videomix_dali.cuts)
+    # where a clip's bytes come from: Matroska cut at keyframe clusters (videomix_dali.cuts),
+    # or an MP4 / MOV's packets rewrapped as Matroska (videomix_dali.remux)
+    cuts: CutIndex | TableRef | None = None
     uncut_reason: str | None = None  # why not: a clip then decodes the whole file from frame 0
 
 
@@ -46,7 +50,8 @@ class ProbeError(ValueError):
 
 
 def probe_video(path: str | Path) -> VideoInfo:
-    """Count the frames of ``path``'s first video stream by demuxing (no decode)."""
+    """Count the frames of ``path``'s first video stream by demuxing (no decode); an MP4 /
+    MOV's sample table is saved for its clips (:mod:`videomix_dali.table_store`)."""
     path = Path(path)
     size = regular_file(path).st_size
     try:
@@ -70,6 +75,13 @@ def probe_video(path: str | Path) -> VideoInfo:
                 cuts = f"{kind} container (only Matroska / WebM is cut at keyframes)"
     except av.error.FFmpegError as exc:
         raise ProbeError(path, f"not a readable video ({exc})") from exc
+    if num_frames and "matroska" not in container.format.name:
+        table = sample_table(path)
+        if isinstance(table, str):
+            cuts = f"{kind} container: its packets cannot be rewrapped ({table})"
+        else:  # the frames a full decode shows (an edit list may hide some packets)
+            num_frames = table.num_frames
+            cuts = save_table(path, cache_key(path), table)
     if num_frames == 0 or height == 0 or width == 0:
         raise ProbeError(path, "video stream has no frames")
     if fmt is None:
@@ -82,8 +94,8 @@ def probe_video(path: str | Path) -> VideoInfo:
         pix_fmt=fmt.name,
         bit_depth=fmt.components[0].bits,
         chroma=_chroma(fmt.name),
-        cuts=cuts if isinstance(cuts, CutIndex) else None,
-        uncut_reason=None if isinstance(cuts, CutIndex) else cuts,
+        cuts=None if isinstance(cuts, str) else cuts,
+        uncut_reason=cuts if isinstance(cuts, str) else None,
     )
 
 
@@ -104,6 +116,13 @@ def regular_file(path: Path) -> os.stat_result:
         kind = next((name for test, name in _FILE_TYPES if test(st.st_mode)), "unknown type")
         raise ProbeError(path, f"not a regular file ({kind})")
     return st
+
+
+def cache_key(path: Path) -> str:
+    """What identifies ``path``'s contents to the caches: path, size and mtime (ProbeError if
+    not a regular file)."""
+    st = regular_file(path)
+    return f"{path}|{st.st_size}|{st.st_mtime_ns}"
 
 
 def _chroma(pix_fmt: str) -> str:

@@ -1,6 +1,6 @@
 """Probing many files, once: the cache of probe results and the ranks' split of the work.
 
-The cache, ``$XDG_CACHE_HOME/videomix_dali/probe-v5.npz``, is keyed by path, size and mtime and
+The cache, ``$XDG_CACHE_HOME/videomix_dali/probe-v6.npz``, is keyed by path, size and mtime and
 holds plain NumPy arrays (loaded without pickle), which stay fast to load at dataset scale
 (docs/benchmarks.md, "Start-up"). Under ``torch.distributed`` the ranks split the probing of the
 files not cached yet and share their results through per-rank files beside the cache.
@@ -12,38 +12,34 @@ import contextlib
 import hashlib
 import logging
 import os
-import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from .cache import cache_dir, write_atomic
 from .cuts import CutIndex
-from .probe import ProbeError, VideoInfo, probe_video, regular_file
+from .probe import ProbeError, VideoInfo, cache_key, probe_video
 from .runtime import rank_and_world_size
+from .table_store import TableRef
 
 log = logging.getLogger(__name__)
 
 
-def cache_key(path: Path) -> str:
-    """The cache key of ``path``: path, size and mtime (ProbeError if not a regular file)."""
-    st = regular_file(path)
-    return f"{path}|{st.st_size}|{st.st_mtime_ns}"
-
-
 #: The cache's layout (:func:`_encode`); bump it with any change to the arrays.
-_CACHE_VERSION = 5
+_CACHE_VERSION = 6
 #: ``rows`` columns: num_frames, height, width, bit_depth, the number of cut points (-1: no
-#: CutIndex), the cuts' end, then the cuts' three header byte ranges (EBML header, Info, Tracks).
+#: CutIndex, -2: a TableRef, the MP4 sample table kept beside the cache), the cuts' end, then
+#: the cuts' three header byte ranges (EBML header, Info, Tracks).
 _ROW = 12
 #: ``codes`` columns are indices into ``strings`` (-1: None): these fields, then an error reason.
 _STRINGS = ("codec", "pix_fmt", "chroma", "uncut_reason")
+_TABLE = -2  # the cut-point count column's mark of a TableRef
 _LAYOUT = {  # array name: (dtype, number of dimensions)
     "version": (np.int64, 1),
     "keys": (np.uint8, 1),
@@ -56,9 +52,8 @@ _LAYOUT = {  # array name: (dtype, number of dimensions)
 
 
 def cache_file() -> Path:
-    """Where the probe cache lives (other caches of probe-keyed results live beside it)."""
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "videomix_dali" / f"probe-v{_CACHE_VERSION}.npz"
+    """Where the probe cache lives (in :func:`~videomix_dali.cache.cache_dir`)."""
+    return cache_dir() / f"probe-v{_CACHE_VERSION}.npz"
 
 
 def _blob(strings: Iterable[str]) -> np.ndarray:
@@ -86,7 +81,9 @@ def _encode(entries: Mapping[str, VideoInfo | str]) -> dict[str, np.ndarray]:
             continue
         cuts = entry.cuts
         row = [entry.num_frames, entry.height, entry.width, entry.bit_depth, -1, 0] + [0] * 6
-        if cuts is not None:
+        if isinstance(cuts, TableRef):
+            row[4] = _TABLE
+        elif cuts is not None:
             row[4:] = [len(cuts.starts), cuts.end, *(x for r in cuts.header for x in r)]
             starts += cuts.starts
             frames += cuts.frames
@@ -118,7 +115,7 @@ def _decode(arrays: Mapping[str, object]) -> dict[str, VideoInfo | str]:
     if codes.size and not -1 <= codes.min() <= codes.max() < len(strings):
         raise ValueError(f"string codes outside [-1, {len(strings)})")
     info = codes[:, -1] < 0
-    if (codes[info, :3] < 0).any() or (rows[info, 4] < -1).any():
+    if (codes[info, :3] < 0).any() or (rows[info, 4] < _TABLE).any():
         raise ValueError("an entry without codec, pixel format or chroma, or a bad cut count")
     if np.maximum(rows[info, 4], 0).sum() != len(starts) or len(frames) != len(starts):
         raise ValueError("cut point counts do not match the cut point arrays")
@@ -133,7 +130,9 @@ def _decode(arrays: Mapping[str, object]) -> dict[str, VideoInfo | str]:
             continue
         n, h = row[4], row[6:]
         cuts = None
-        if n >= 0:
+        if n == _TABLE:
+            cuts = TableRef(Path(key.rsplit("|", 2)[0]), key)
+        elif n >= 0:
             a, b = ends[i] - n, ends[i]
             header = ((h[0], h[1]), (h[2], h[3]), (h[4], h[5]))
             cuts = CutIndex(header, tuple(starts[a:b]), tuple(frames[a:b]), row[5])
@@ -164,21 +163,6 @@ def _read_table(path: Path) -> dict[str, VideoInfo | str]:
 def _write_table(path: Path, entries: Mapping[str, VideoInfo | str]) -> bool:
     """Write ``entries`` as a cache (or shard) file; False where it cannot."""
     return write_atomic(path, lambda f: np.savez(f, **_encode(entries)))
-
-
-def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> bool:
-    """Write ``path`` through a temporary file, so that readers never see half a file; False
-    where it cannot (a read-only cache folder only costs a re-probe next time)."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
-            write(f)
-        tmp.replace(path)
-        return True
-    except OSError:
-        _remove([tmp])
-        return False
 
 
 def _remove(paths: Iterable[Path]) -> None:

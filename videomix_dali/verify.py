@@ -21,9 +21,9 @@ import numpy as np
 from nvidia.dali import fn, pipeline_def
 from tqdm import tqdm
 
-from .cuts import block_counts, video_track
-from .probe import VideoInfo
-from .probe_cache import cache_file, cache_key, write_atomic
+from .cache import cache_dir, write_atomic
+from .cuts import CutIndex, block_counts, video_track
+from .probe import VideoInfo, cache_key
 
 VERIFY_MODES = (None, "decode")
 _CACHE_NAME = "verify-v1.json"
@@ -104,7 +104,7 @@ def decode_check(path: Path, info: VideoInfo) -> str | None:
         return f"damaged frame data: decoding stops at frame {decoded} ({exc.strerror}{where})"
     if decoded != info.num_frames:
         return f"decodes {decoded} frames but the probe counted {info.num_frames}"
-    if info.cuts is None:
+    if not isinstance(info.cuts, CutIndex):  # the block count is Matroska's
         return None
     blocks = block_counts(path, info.cuts)
     if isinstance(blocks, str):
@@ -139,7 +139,7 @@ def verify_videos(
 ) -> list[str | None]:
     """:func:`decode_check` of every file (its probe result in ``infos``): the reason it is
     damaged or None, per path in order; cached by path, size and mtime."""
-    cache_path = cache_file().with_name(_CACHE_NAME)
+    cache_path = cache_dir() / _CACHE_NAME
     cache = _read_cache(cache_path)
     keys = [cache_key(path) for path in paths]
     todo = [i for i, key in enumerate(keys) if key not in cache]

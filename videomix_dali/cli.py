@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the first and the last 57 frames of each video. Resumable: finished files are kept.",
     )
     p.add_argument("dir", help="output folder, e.g. data/bench")
-    p.add_argument("--h264", action="store_true", help="also write H.264 .mkv copies (NVDEC)")
+    p.add_argument("--h264", action="store_true", help="also write H.264 .mp4 copies")
     p.add_argument("--videos-per-class", type=positive_int, default=16, help="10-s videos")
     p.add_argument("--long-per-class", type=positive_int, default=1, help="30-s videos")
     p.add_argument("--workers", type=positive_int, help="processes (default: the CPU cores)")

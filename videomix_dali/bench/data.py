@@ -3,9 +3,10 @@
 Kinetics-400 clips are 10 s at 25-30 fps, about 340x256 after the usual short-side-256
 resize, with keyframes seconds apart. This corpus has that shape: the demo's moving disc over
 a striped scene (:mod:`videomix_dali.demo`), 340x256, 30 fps, 300 frames, a keyframe every 150
-frames, VP9 in WebM (DALI's CPU backend) and, with ``h264=True``, H.264 copies in Matroska
-(NVDEC), one folder per class. A few 30-s videos (900 frames) in ``long/`` and the index files
-beside them measure how a clip's cost depends on its position in the file.
+frames, VP9 in WebM (DALI's CPU decoder) and, with ``h264=True``, H.264 copies in MP4 as
+datasets ship (x264's defaults: B-frames), one folder per class. A few 30-s videos (900
+frames) in ``long/`` and the index files beside them measure how a clip's cost depends on
+its position in the file.
 
 Layout under ``root``::
 
@@ -13,7 +14,7 @@ Layout under ``root``::
     long/<class>/<id>.webm               30-s videos
     <split>_head.txt, <split>_tail.txt   file lists 'path label start end': the first / the last
                                          ``window`` frames of every video of <split>
-    h264/...                             the same with .mkv files (with h264=True)
+    h264/...                             the same with .mp4 files (with h264=True)
     bench-data.json                      the parameters (a marker: other parameters refuse)
 
 Resumable: every video is written to a temporary name and renamed when complete, so a rerun
@@ -31,8 +32,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..cuts import CutIndex
 from ..demo import DIRECTIONS, _assign_scenes, _encode, _render, _video_spec
 from ..probe import probe_video
+from ..table_store import TableRef
 
 __all__ = ["BenchData", "bench_split", "make_bench_data"]
 
@@ -40,7 +43,7 @@ _MARKER = "bench-data.json"
 _GENERATOR = "videomix_dali.bench.data"
 _VERSION = 1
 _SPLITS = ("train", "long")
-_FORMATS = {"webm": "libvpx-vp9", "mkv": "libx264"}  # extension -> encoder
+_FORMATS = {"webm": "libvpx-vp9", "mp4": "libx264"}  # extension -> encoder
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,7 @@ def _rel(spec: BenchData, split: str, cls: int, i: int, ext: str) -> str:
 def _write_video(root: str, spec: BenchData, split: str, cls: int, i: int, frames: int) -> None:
     """Render one video and encode the formats not written yet (atomically: a temporary name,
     renamed when complete)."""
-    exts = ["webm", "mkv"] if spec.h264 else ["webm"]
+    exts = ["webm", "mp4"] if spec.h264 else ["webm"]
     todo = [e for e in exts if not (Path(root) / _rel(spec, split, cls, i, e)).is_file()]
     if not todo:
         return
@@ -144,7 +147,7 @@ def _check_cuts(path: Path, frames: int, gop: int) -> None:
     """
     info = probe_video(path)
     want = tuple(range(0, frames, gop))
-    cuts = None if info.cuts is None else info.cuts.frames
+    cuts = None if info.cuts is None else cut_frames(info.cuts)
     if info.num_frames != frames or cuts != want:
         raise RuntimeError(
             f"{path}: {info.num_frames} frames cut at {cuts or info.uncut_reason}, expected "
@@ -152,9 +155,17 @@ def _check_cuts(path: Path, frames: int, gop: int) -> None:
         )
 
 
+def cut_frames(cuts: CutIndex | TableRef) -> tuple[int, ...]:
+    """The frame indices a clip of a file can start decoding at (its safe keyframes)."""
+    if isinstance(cuts, CutIndex):
+        return cuts.frames
+    table = cuts.load()
+    return tuple(int(d) for d in table.display[table.safe])
+
+
 def _write_windows(root: Path, spec: BenchData) -> None:
     """``<split>_head.txt`` and ``<split>_tail.txt`` (and their twins under ``h264/``)."""
-    for ext, out in (("webm", root), ("mkv", root / "h264"))[: 2 if spec.h264 else 1]:
+    for ext, out in (("webm", root), ("mp4", root / "h264"))[: 2 if spec.h264 else 1]:
         for split in _SPLITS:
             for part in ("head", "tail"):
                 lines = []

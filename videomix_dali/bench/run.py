@@ -142,6 +142,7 @@ def run_bench(
             else "timm_style_mix in the training loop"
         ),
     )
+    host_decoded = probe.host_decoded  # codecs DALI's CPU decoder lacks: PyAV decodes them
     del probe
     mixes = [None] if mix == "none" else [None, mix]
     report: dict[str, Any] = {
@@ -154,6 +155,8 @@ def run_bench(
     rows = []
     for name in names:
         reason = skip_reason(name, device)
+        if name == "dali-reader" and host_decoded:
+            reason = "DALI's CPU video reader decodes VP8, VP9 and MJPEG only"
         if reason is not None:
             report["skipped"].append({"loader": name, "reason": reason})
             if verbose:

@@ -227,9 +227,6 @@ def test_no_usable_input_is_an_error(tmp_path):
 
 REPO = Path(__file__).resolve().parents[1]
 OVERLAP = ": prepare would write into its own input; choose an output folder outside the dataset"
-# cli.py's cmd_prepare is to map PathOverlapError, KeyboardInterrupt and OSError to exit statuses
-# 2, 130 and 1 with a one-line message: a pending change. Remove this marker once it is in.
-CLI_PENDING = pytest.mark.xfail(strict=True, reason="cli.py does not map prepare's errors yet")
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -284,7 +281,6 @@ def test_an_output_overlapping_the_source_is_refused_before_any_work(dataset, tm
     assert not (dataset / "prepared").exists()
 
 
-@CLI_PENDING
 def test_the_cli_refuses_an_overlap_with_status_2_in_one_line(dataset, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["prepare", str(dataset), str(dataset)])
@@ -464,7 +460,6 @@ def test_a_manifest_line_that_does_not_fit_leaves_no_part_behind(tmp_path):
     assert path.read_bytes() == b'{"out": "a.webm", "size": 1}\n'
 
 
-@CLI_PENDING
 def test_the_cli_reports_an_unwritable_list_in_one_line(dataset, tmp_path, monkeypatch, capsys):
     def full(dst, failures):
         raise OSError(errno.ENOSPC, f"cannot write {dst / FAILURES}: No space left on device")
@@ -555,7 +550,6 @@ def test_sigint_stops_promptly_and_keeps_what_finished(interrupted, many_videos)
     assert len(_final_names(dst)) == MANY
 
 
-@CLI_PENDING
 def test_sigint_exits_130_with_one_line(interrupted):
     dst, done = interrupted["dst"], len(interrupted["recorded"])
     assert interrupted["status"] == 130

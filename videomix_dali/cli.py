@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 from collections.abc import Sequence
 
@@ -11,7 +12,7 @@ from tqdm import tqdm
 
 from .argtypes import positive_int
 from .bench import add_bench_parser
-from .prepare import CODECS, DEFAULT_GOP, DEFAULT_SHORT_SIDE, FAILURES, prepare
+from .prepare import CODECS, DEFAULT_GOP, DEFAULT_SHORT_SIDE, FAILURES, PathOverlapError, prepare
 
 
 def cmd_demo_data(args: argparse.Namespace) -> None:
@@ -42,18 +43,30 @@ def cmd_demo_features(args: argparse.Namespace) -> None:
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
-    """Re-encode a dataset for fast decode; exit non-zero when no file could be prepared."""
-    result = prepare(
-        args.src,
-        args.dst,
-        codec=args.codec,
-        short_side=args.short_side,
-        gop=args.gop,
-        workers=args.workers,
-        fmt=args.fmt,
-        root=args.root,
-        split=args.split,
-    )
+    """Re-encode a dataset for fast decode; exit non-zero when no file could be prepared.
+
+    Exit status 2: the output folder overlaps the source; 130: interrupted (SIGINT).
+    """
+    try:
+        result = prepare(
+            args.src,
+            args.dst,
+            codec=args.codec,
+            short_side=args.short_side,
+            gop=args.gop,
+            workers=args.workers,
+            fmt=args.fmt,
+            root=args.root,
+            split=args.split,
+        )
+    except PathOverlapError as exc:
+        print(f"videomix-dali prepare: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+    except KeyboardInterrupt as exc:  # prepare's PrepareInterrupted says what it kept
+        print(f"videomix-dali prepare: {exc or 'interrupted'}", file=sys.stderr)
+        raise SystemExit(130) from exc
+    except OSError as exc:  # the manifest, an index or the failures list (a full disk)
+        raise SystemExit(f"videomix-dali prepare: error: {exc}") from exc
     print(
         f"prepared {result.prepared} file(s): {result.encoded} encoded now, "
         f"{result.reused} done by an earlier run; {len(result.failures)} failed"
@@ -62,6 +75,8 @@ def cmd_prepare(args: argparse.Namespace) -> None:
         print(f"  failed ({codec}): {path}: {reason}")
     if result.failures:
         print(f"  all failures: {args.dst}/{FAILURES}")
+    if result.removed:
+        print(f"  removed {len(result.removed)} stale file(s) of earlier runs")
     if not result.prepared:
         raise SystemExit(f"videomix-dali prepare: error: no file of {args.src} could be prepared")
     for codec, index in result.indexes.items():

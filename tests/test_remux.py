@@ -14,6 +14,7 @@ import pytest
 from nvidia.dali import fn, pipeline_def
 
 from videomix_dali.cuts import block_counts, cut_index, declared_size
+from videomix_dali.probe import presentation_order
 from videomix_dali.remux import SampleTable, _av1_shown_key, clip_bytes, sample_table
 
 NUM_FRAMES, GOP, FPS, HEIGHT, WIDTH = 96, 24, 25, 64, 96
@@ -122,7 +123,7 @@ def matroska_blocks(path: Path) -> dict[int, int]:
     with av.open(str(path)) as container:
         packets = [p for p in container.demux(video=0) if p.size]
     positions = np.array([p.pos for p in packets], np.int64)
-    cuts = cut_index(path, positions, np.array([p.is_keyframe for p in packets]))
+    cuts = cut_index(path, positions, *presentation_order(packets, "h264"))
     return block_counts(path, cuts)
 
 

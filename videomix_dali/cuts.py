@@ -162,11 +162,16 @@ def block_counts(path: str | Path, cuts: CutIndex) -> dict[int, int] | str:
     return counts
 
 
-def cut_index(path: str | Path, positions: np.ndarray, keyframes: np.ndarray) -> CutIndex | str:
+def cut_index(
+    path: str | Path, positions: np.ndarray, display: np.ndarray, safe: np.ndarray
+) -> CutIndex | str:
     """The cut points of ``path``, or the reason it cannot be cut.
 
-    ``positions`` / ``keyframes``: byte position and keyframe flag of every video packet in
-    decode order (PyAV's ``packet.pos`` and ``packet.is_keyframe``), as the probe demuxes them.
+    Per video packet in decode order, as the probe demuxes them: ``positions`` byte position
+    (PyAV's ``packet.pos``), ``display`` the index a full decode shows its frame at (-1:
+    hidden), ``safe`` whether a clip may start decoding at it
+    (:func:`videomix_dali.probe.presentation_order`). A cut point is a cluster whose first
+    packet is safe; its frame is that packet's display index.
     """
     size = os.path.getsize(path)
     with open(path, "rb") as f:
@@ -202,11 +207,11 @@ def cut_index(path: str | Path, positions: np.ndarray, keyframes: np.ndarray) ->
     starts, frames = [], []
     for c, start in enumerate(clusters):
         mine = np.flatnonzero(cluster_of == c)
-        if len(mine) and keyframes[mine[0]] and (not frames or mine[0] > frames[-1]):
+        if len(mine) and safe[mine[0]] and (not frames or display[mine[0]] > frames[-1]):
             starts.append(start)
-            frames.append(int(mine[0]))
+            frames.append(int(display[mine[0]]))
     if not frames or frames[0] != 0:
-        return "the first cluster does not begin with a keyframe"
+        return "the first cluster does not begin with a keyframe shown first"
     return CutIndex(tuple(header), tuple(starts), tuple(frames), seg_end)
 
 

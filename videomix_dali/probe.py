@@ -66,10 +66,15 @@ def probe_video(path: str | Path) -> VideoInfo:
             num_frames = len(packets)
             if num_frames:
                 _check_complete(path, size, container, stream, packets)
-            if "matroska" in container.format.name:
-                positions = np.array([-1 if p.pos is None else p.pos for p in packets], np.int64)
-                keyframes = np.array([p.is_keyframe for p in packets], bool)
-                cuts = cut_index(path, positions, keyframes) if num_frames else "no frames"
+            if "matroska" in container.format.name and num_frames:
+                order = presentation_order(packets, codec)
+                if isinstance(order, str):
+                    cuts = order
+                else:  # hidden frames (VP8 alt-ref) are packets a decode never shows
+                    display, safe = order
+                    num_frames = int(np.count_nonzero(display >= 0))
+                    positions = np.array([-1 if p.pos is None else p.pos for p in packets])
+                    cuts = cut_index(path, positions, display, safe)
             else:
                 kind = container.format.name.split(",")[0]
                 cuts = f"{kind} container (only Matroska / WebM is cut at keyframes)"
@@ -116,6 +121,37 @@ def regular_file(path: Path) -> os.stat_result:
         kind = next((name for test, name in _FILE_TYPES if test(st.st_mode)), "unknown type")
         raise ProbeError(path, f"not a regular file ({kind})")
     return st
+
+
+def presentation_order(packets: list, codec: str) -> tuple[np.ndarray, np.ndarray] | str:
+    """(display index (P,) int64 of each packet in decode order, -1 for a hidden frame; safe
+    (P,) bool: a shown keyframe from which decoding yields every frame shown at or after it
+    and none before), or why the packets cannot be ordered.
+
+    Display indices rank the shown packets' timestamps, as a decode presents them. A keyframe
+    followed in decode order by a frame shown before it (open-GOP leading pictures, which
+    reference the previous group) is not safe to start a clip at.
+    """
+    if any(p.pts is None for p in packets):
+        return "packets without timestamps"
+    pts = np.array([p.pts for p in packets], np.int64)
+    shown = np.array([_shown(p, codec) for p in packets], bool)
+    order = np.argsort(pts[shown], kind="stable")
+    if np.any(np.diff(pts[shown][order]) == 0):
+        return "two shown frames share a timestamp"
+    display = np.full(len(pts), -1, np.int64)
+    display[np.flatnonzero(shown)[order]] = np.arange(len(order))
+    before = np.maximum.accumulate(np.concatenate([[-1], display[:-1]]))
+    later = np.where(shown, display, np.iinfo(np.int64).max)
+    after = np.minimum.accumulate(later[::-1])[::-1]
+    keyframes = np.array([p.is_keyframe for p in packets], bool)
+    return display, keyframes & shown & (before < display) & (after == display)
+
+
+def _shown(packet, codec: str) -> bool:
+    """Whether a decode shows the frame of ``packet``: VP8 marks hidden (alt-ref) frames in
+    its frame tag (bit 4 of the first byte, show_frame); other codecs here show every packet."""
+    return codec != "vp8" or bool(memoryview(packet)[0] & 0x10)
 
 
 def cache_key(path: Path) -> str:

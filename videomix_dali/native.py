@@ -3,7 +3,8 @@
 The plugin is compiled on first use with the machine's C++ compiler (``$CXX``, else ``g++``)
 against the installed DALI's headers and CUDA's runtime headers (the ``nvidia-cuda-runtime``
 wheel, ``$CUDA_HOME`` or ``/usr/local/cuda``), cached beside the probe cache under a name
-keyed by the source, DALI's version and the flags, and loaded once per process. It samples
+keyed by the source, DALI's version and the flags (and used from there only where nobody else
+can have written it: videomix_dali.cache), and loaded once per process. It samples
 exactly as ``fn.resize(..., antialias=False)`` (the GPU graph's resize) and rounds within one
 grey level of it, at about a third of its cost on the CPU; it can also paste a mix's boxes and
 normalise in the same pass. Where it cannot be built, the CPU graph uses ``fn.resize(...,
@@ -18,6 +19,7 @@ import logging
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -28,7 +30,7 @@ import nvidia.dali.sysconfig as sysconfig
 from nvidia.dali import fn, types
 from nvidia.dali.data_node import DataNode
 
-from .cache import cache_dir
+from .cache import cache_dir, open_cached, write_atomic
 from .mix import apply_dali
 from .shipped import shipped_dir
 
@@ -116,7 +118,8 @@ def _cuda_include() -> Path:
 
 
 def _build() -> Path:
-    """The compiled plugin, from the cache or compiled now (atomically)."""
+    """The compiled plugin, from the cache (where it passes videomix_dali.cache's checks) or
+    compiled now and written there (atomically, 0600)."""
     compiler = os.environ.get("CXX") or "g++"
     if shutil.which(compiler) is None:
         raise RuntimeError(f"no C++ compiler {compiler!r} on PATH (set CXX)")
@@ -131,19 +134,29 @@ def _build() -> Path:
         "\0".join([source.read_text(), dali.__version__, compiler, *flags]).encode()
     ).hexdigest()[:16]
     library = cache_dir() / f"crop_resize-{key}.so"
-    if library.is_file():
+    if _trusted(library):
         return library
-    library.parent.mkdir(parents=True, exist_ok=True)
-    tmp = library.with_name(f"{library.name}.{os.getpid()}.tmp")
     log.info("compiling the CPU crop/resize plugin (%s, once per machine)", library.name)
-    done = subprocess.run(
-        [compiler, str(source), *flags, "-o", str(tmp)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if done.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"{compiler} failed: {done.stderr.strip()[-2000:]}")
-    tmp.replace(library)
+    with tempfile.TemporaryDirectory(prefix="videomix_dali-") as build:
+        out = Path(build) / library.name
+        done = subprocess.run(
+            [compiler, str(source), *flags, "-o", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{compiler} failed: {done.stderr.strip()[-2000:]}")
+        if not write_atomic(library, lambda f: f.write(out.read_bytes())):
+            raise RuntimeError(f"cannot write the compiled plugin to {library}")
     return library
+
+
+def _trusted(library: Path) -> bool:
+    """Whether ``library`` is there and nobody else can have written it (videomix_dali.cache);
+    one that fails is compiled again and replaced."""
+    try:
+        open_cached(library).close()
+    except OSError:
+        return False
+    return True

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .cache import cache_dir, write_atomic
+from .cache import cache_dir, open_cached, write_atomic
 from .cuts import CutIndex
 from .probe import ProbeError, VideoInfo, cache_key, probe_video
 from .runtime import rank_and_world_size
@@ -146,7 +146,7 @@ def _read_table(path: Path) -> dict[str, VideoInfo | str]:
     """The entries of a cache (or shard) file; {} where there is none, and where it is not
     the current layout (logged, naming the file; the next write replaces it)."""
     try:
-        with open(path, "rb") as f:
+        with open_cached(path) as f:
             if not zipfile.is_zipfile(f):
                 raise ValueError("not an .npz archive")
             with np.load(f, allow_pickle=False) as loaded:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import cache_dir, write_atomic
+from .cache import cache_dir, open_cached, write_atomic
 from .remux import SampleTable, sample_table
 
 _FOLDER = "tables-v1"
@@ -54,7 +54,7 @@ def save_table(path: Path, key: str, table: SampleTable) -> TableRef:
 @lru_cache(maxsize=_IN_MEMORY)
 def _load(ref: TableRef) -> SampleTable:
     try:
-        with np.load(ref.file(), allow_pickle=False) as arrays:
+        with open_cached(ref.file()) as f, np.load(f, allow_pickle=False) as arrays:
             return SampleTable.from_arrays({name: arrays[name] for name in arrays.files})
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         pass

@@ -21,7 +21,7 @@ import numpy as np
 from nvidia.dali import fn, pipeline_def
 from tqdm import tqdm
 
-from .cache import cache_dir, write_atomic
+from .cache import cache_dir, open_cached, write_atomic
 from .cuts import CutIndex, block_counts, video_track
 from .probe import VideoInfo, cache_key
 
@@ -126,7 +126,8 @@ def decode_check(path: Path, info: VideoInfo) -> str | None:
 def _read_cache(path: Path) -> dict[str, str | None]:
     """Cache key -> reason or None; {} where the file is missing or not of this layout."""
     try:
-        cache = json.loads(path.read_text())
+        with open_cached(path) as f:
+            cache = json.loads(f.read())
     except (OSError, ValueError):
         return {}
     if not isinstance(cache, dict):

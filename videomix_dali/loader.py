@@ -294,6 +294,19 @@ class VideoLoader(LoaderPosition):
                 len(entries),
                 *self.uncut[0],
             )
+        span = self.recipe.clip_span
+        short = [(e.path, n) for e, (n, *_) in zip(entries, videos) if n < span]
+        if short:  # only with short_videos="pad": "skip" left them out above
+            log.warning(
+                "%d of %d videos have fewer frames than the %d a clip spans, so each epoch "
+                "pads %d of its clips by repeating their last frame (first: %s, %d frames); "
+                "short_videos='skip' leaves them out",
+                len(short),
+                len(entries),
+                span,
+                len(short) * (1 if self.train else self.recipe.test_clips * self.recipe.test_crops),
+                *short[0],
+            )
         return entries, videos
 
     def _unusable_reason(self, entry, info: VideoInfo | Exception) -> str | None:

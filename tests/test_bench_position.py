@@ -26,6 +26,10 @@ def test_position_bench_times_first_and_last_windows(tmp_path):
     assert report["last_over_first"] == pytest.approx(ratio, rel=0.01)
     lines = (tmp_path / "work" / "last.txt").read_text().splitlines()
     assert lines == [f"c{i % 2}/v{i}.webm {i % 2} 9 12" for i in range(3)]
+    # the last window starts 1 frame after the keyframe at 8: so does the matched one, after 0
+    lines = (tmp_path / "work" / "matched.txt").read_text().splitlines()
+    assert lines == [f"c{i % 2}/v{i}.webm {i % 2} 1 4" for i in range(3)]
+    assert report["last_over_matched"] > 0
 
 
 def test_position_bench_needs_two_long_videos(tmp_path):

@@ -59,7 +59,7 @@ def test_folders_are_created_0700_and_files_0600_and_read_back(folder, caplog):
 
 def test_a_clean_folder_of_the_user_is_used_as_before(folder, caplog):
     folder.mkdir(parents=True, mode=0o755)
-    (folder / "probe-v6.npz").touch(mode=0o644)  # readable by others is fine: not writable
+    (folder / cache_file().name).touch(mode=0o644)  # readable by others is fine: not writable
     assert _write_table(cache_file(), {"key": "an error"})
     assert cache_dir() == folder and _read_table(cache_file()) == {"key": "an error"}
     assert warnings(caplog) == []
@@ -69,7 +69,7 @@ def test_a_clean_folder_of_the_user_is_used_as_before(folder, caplog):
 def test_a_bad_folder_warns_once_and_caching_goes_to_a_private_folder(folder, caplog, how):
     folder.mkdir(parents=True, mode=0o700)
     spoil(folder, how)
-    planted = folder / "probe-v6.npz"
+    planted = folder / cache_file().name
     planted.write_bytes(b"planted")
     private = cache_dir()
     assert cache_dir() == private != folder and private.name.startswith("videomix_dali-")

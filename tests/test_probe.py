@@ -424,7 +424,7 @@ def test_a_rank_that_never_comes_is_named_and_its_files_probed_here(tmp_path, mo
     assert re.fullmatch(
         r"waited 0 s for the probe results of other ranks, which did not come: "
         + re.escape(str(cache_file().parent))
-        + r"/probe-v6\.[0-9a-f]{16}\.rank1of2\.npz",
+        + r"/probe-v7\.[0-9a-f]{16}\.rank1of2\.npz",
         waited,
     )
     assert probed_here == "2 files were not probed by another rank: probing them here"

@@ -230,14 +230,16 @@ class VideoLoader(LoaderPosition):
         return max(self.sampler.videos, key=lambda v: v[1] * v[2])
 
     def _check_memory(self) -> None:
-        """ValueError where the batches in flight (``prefetch`` + 1) cannot fit in memory."""
-        need = (self.prefetch + 1) * self.batch_bytes()
+        """ValueError where the batches in flight (``prefetch`` + 1, + 1 decoded on the host)
+        cannot fit in memory."""
+        ahead = self.prefetch + 1 + self.host_decoded  # host decoding: one batch more
+        need = ahead * self.batch_bytes()
         free = free_memory(self.device)
         if need > free:
             r = self.recipe
             _, h, w, _ = self._largest_video
             raise ValueError(
-                f"{self.prefetch + 1} batches in flight need about {need / 1e9:.3g} GB "
+                f"{ahead} batches in flight need about {need / 1e9:.3g} GB "
                 f"(batch_size={r.batch_size}, num_frames={r.num_frames}, "
                 f"crop_size={r.crop_size}, dtype={self.dtype}, prefetch={self.prefetch}, "
                 f"largest video {h}x{w}) but {free / 1e9:.3g} GB of "

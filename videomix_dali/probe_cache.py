@@ -1,6 +1,6 @@
 """Probing many files, once: the cache of probe results and the ranks' split of the work.
 
-The cache, ``$XDG_CACHE_HOME/videomix_dali/probe-v6.npz``, is keyed by path, size and mtime and
+The cache, ``$XDG_CACHE_HOME/videomix_dali/probe-v7.npz``, is keyed by path, size and mtime and
 holds plain NumPy arrays (loaded without pickle), which stay fast to load at dataset scale
 (docs/benchmarks.md, "Start-up"). Under ``torch.distributed`` the ranks split the probing of the
 files not cached yet and share their results through per-rank files beside the cache.
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 #: The cache's layout (:func:`_encode`); bump it with any change to the arrays.
-_CACHE_VERSION = 6
+_CACHE_VERSION = 7
 #: ``rows`` columns: num_frames, height, width, bit_depth, the number of cut points (-1: no
 #: CutIndex, -2: a TableRef, the MP4 sample table kept beside the cache), the cuts' end, then
 #: the cuts' three header byte ranges (EBML header, Info, Tracks).

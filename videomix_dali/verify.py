@@ -94,11 +94,13 @@ def decode_check(path: Path, info: VideoInfo) -> str | None:
     the demuxer delivers, or blocks of undeclared tracks: a damaged block header, after which
     the demuxer skips the rest of its cluster, so frame indices point at other frames.
     """
-    decoded = 0
+    decoded = packets = 0
     try:
         with av.open(str(path)) as container:
-            for _ in container.decode(video=0):
-                decoded += 1
+            for packet in container.demux(video=0):
+                packets += packet.size > 0  # hidden frames (VP8 alt-ref) are packets too
+                for _ in packet.decode():
+                    decoded += 1
     except av.error.FFmpegError as exc:
         where = f", {exc.filename}" if exc.filename else ""
         return f"damaged frame data: decoding stops at frame {decoded} ({exc.strerror}{where})"
@@ -114,11 +116,11 @@ def decode_check(path: Path, info: VideoInfo) -> str | None:
     except (ValueError, IndexError) as exc:
         return f"damaged Matroska Tracks element: {exc}"
     undeclared = sum(n for t, n in blocks.items() if t not in tracks)
-    if undeclared or blocks.get(track, 0) != info.num_frames:
+    if undeclared or blocks.get(track, 0) != packets:
         return (
             f"damaged block header: the clusters hold {blocks.get(track, 0)} video blocks "
             f"(and {undeclared} of undeclared tracks) but the demuxer delivers "
-            f"{info.num_frames} frames, so frame indices would point at other frames"
+            f"{packets} packets, so frame indices would point at other frames"
         )
     return None
 

@@ -16,17 +16,21 @@ from typing import Any
 
 from ..index import read_index
 from ..loader import VideoLoader
+from ..probe import VideoInfo
 from ..probe_cache import probe_videos
-from .data import make_bench_data
+from .data import cut_frames, make_bench_data
 from .report import write_json
 
 
-def _index(path: Path, root: Path, videos: list[tuple[Path, int]], span: int, last: bool) -> Path:
+def _index(
+    path: Path, root: Path, videos: list[tuple[Path, int, int]], span: int, side: str
+) -> Path:
     """A ``path label start end`` index (paths relative to ``root``) of one window per video:
-    its first or its last ``span`` frames."""
+    its first ``span`` frames, its last, or the window as far after the first keyframe as the
+    last one is after the keyframe it decodes from (``side``: first, last, matched)."""
     lines = []
-    for i, (video, num_frames) in enumerate(videos):
-        start = num_frames - span if last else 0
+    for i, (video, num_frames, offset) in enumerate(videos):
+        start = {"first": 0, "last": num_frames - span, "matched": offset}[side]
         lines.append(f"{video.resolve().relative_to(root)} {i % 2} {start} {start + span}")
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -42,18 +46,22 @@ def run_position_bench(
     rounds: int = 3,
     threads: int = 2,
 ) -> dict[str, Any]:
-    """Seconds per clip for windows at frame 0 and at the end of each of ``videos``."""
+    """Seconds per clip for windows at frame 0, at the end of each of ``videos``, and at the
+    end's distance from its keyframe after frame 0 (the same decode work, early in the file)."""
     span = (num_frames - 1) * stride + 1
     infos = probe_videos(videos, progress=False)
-    usable = [(v, i.num_frames) for v, i in zip(videos, infos) if getattr(i, "num_frames", 0)]
-    usable = [(v, n) for v, n in usable if n >= 2 * span]
+    usable = [
+        (v, i.num_frames, _offset(i, i.num_frames - span))
+        for v, i in zip(videos, infos)
+        if getattr(i, "num_frames", 0) >= 2 * span
+    ]
     if len(usable) < 2:
         raise ValueError(f"need at least 2 videos of >= {2 * span} frames, got {len(usable)}")
     work.mkdir(parents=True, exist_ok=True)
-    root = Path(os.path.commonpath([v.resolve().parent for v, _ in usable]))
+    root = Path(os.path.commonpath([v.resolve().parent for v, _, _ in usable]))
     loaders = {
         side: VideoLoader(
-            _index(work / f"{side}.txt", root, usable, span, side == "last"),
+            _index(work / f"{side}.txt", root, usable, span, side),
             recipe="kinetics",
             device="cpu",
             train=False,
@@ -67,7 +75,7 @@ def run_position_bench(
             progress=False,
             root=root,
         )
-        for side in ("first", "last")
+        for side in ("first", "last", "matched")
     }
     seconds = {side: 0.0 for side in loaders}
     for _ in range(rounds):
@@ -84,8 +92,17 @@ def run_position_bench(
         "uncut": len(loaders["first"].uncut),
         "ms_per_clip_first": round(per_clip["first"] * 1000, 2),
         "ms_per_clip_last": round(per_clip["last"] * 1000, 2),
+        "ms_per_clip_matched": round(per_clip["matched"] * 1000, 2),
         "last_over_first": round(per_clip["last"] / per_clip["first"], 3),
+        "last_over_matched": round(per_clip["last"] / per_clip["matched"], 3),
     }
+
+
+def _offset(info: VideoInfo, start: int) -> int:
+    """Frames from the keyframe a clip starting at ``start`` decodes from to ``start`` (0 for a
+    file that cannot be cut: it decodes from frame 0)."""
+    keyframes = (0,) if info.cuts is None else cut_frames(info.cuts)
+    return start - max(k for k in keyframes if k <= start)
 
 
 def run_positions(
@@ -118,7 +135,9 @@ def run_positions(
         print(
             f"{name:>14}: window at frame 0 {result['ms_per_clip_first']:7.1f} ms/clip, "
             f"last {result['span_frames']} frames {result['ms_per_clip_last']:7.1f} ms/clip, "
-            f"ratio {result['last_over_first']:.2f} ({result['videos']} videos, "
+            f"ratio {result['last_over_first']:.2f}; same distance after an early keyframe "
+            f"{result['ms_per_clip_matched']:7.1f} ms/clip, ratio "
+            f"{result['last_over_matched']:.2f} ({result['videos']} videos, "
             f"{result['uncut']} uncut)"
         )
     if json_path:

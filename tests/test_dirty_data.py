@@ -110,6 +110,17 @@ def test_damaged_frame_data_costs_its_clips_not_the_epoch(corpus, caplog):
     assert (loader.epoch, loader.step) == (2, 0)
 
 
+def test_evaluation_drops_a_damaged_files_views_and_delivers_every_other_view_once(corpus):
+    loader = make(corpus / "main", train=False, test_clips=2, test_crops=3, batch_size=4)
+    views = [i for _, _, index in loader for i in index.tolist()]  # one epoch
+    assert [p.name for p in loader.damaged] == ["payload.webm"]
+    damaged = next(k for k, e in enumerate(loader.entries) if e.path.name == "payload.webm")
+    assert sorted(views) == sorted(
+        k for k in range(len(GOOD) + 1) if k != damaged for _ in range(6)
+    )
+    assert (loader.epoch, loader.step) == (1, 0)
+
+
 def test_replacement_is_the_same_whatever_the_prefetch_and_where_the_run_resumes(corpus):
     straight = run(make(corpus / "main", prefetch=4), 7)
     assert [i for _, index in straight for i in index] == [
@@ -191,7 +202,7 @@ def test_verify_decode_skips_damaged_files_up_front_and_caches(corpus, monkeypat
     )
     assert skipped["header.webm"] == (
         "damaged block header: the clusters hold 30 video blocks (and 0 of undeclared "
-        "tracks) but the demuxer delivers 23 frames, so frame indices would point at other "
+        "tracks) but the demuxer delivers 23 packets, so frame indices would point at other "
         "frames"
     )
     assert sorted(e.path.name for e in loader.entries) == GOOD
@@ -207,7 +218,7 @@ def test_block_header_naming_an_undeclared_track_is_caught(tmp_path):
     info = probe_video(path)
     assert verify.decode_check(path, info) == (
         f"damaged block header: the clusters hold {FRAMES - 1} video blocks (and 1 of "
-        f"undeclared tracks) but the demuxer delivers {info.num_frames} frames, so frame "
+        f"undeclared tracks) but the demuxer delivers {info.num_frames} packets, so frame "
         "indices would point at other frames"
     )
     assert verify.decode_check(tmp_path / "c" / "track.webm", info).startswith("damaged")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from fractions import Fraction
 from pathlib import Path
 
@@ -202,3 +203,34 @@ def test_resume_with_mixing_continues_exactly(corpus):
     resumed.load_state_dict(state)
     for (v1, t1), (v2, t2) in zip(straight[4:], run(resumed, 3), strict=True):
         assert torch.equal(v1, v2) and torch.equal(t1, t2)
+
+
+def _rank_listing(rank: int, port: int, roots: list[str], cache_home: str, out: str) -> None:
+    """One rank of a two-process gloo group building a loader on its own listing."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), XDG_CACHE_HOME=cache_home)
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        make(roots[rank], batch_size=1)
+        message = "built"
+    except ValueError as exc:
+        message = str(exc)
+    finally:
+        torch.distributed.destroy_process_group()
+    Path(out, f"{rank}.txt").write_text(message)
+
+
+def test_ranks_that_list_different_videos_stop_before_the_first_batch(tmp_path):
+    roots = [tmp_path / "early", tmp_path / "late"]  # the folder before and after a new file
+    for root in roots:
+        for i in range(2):
+            write_video(root / f"c{i}" / f"v{i}.webm", ramp_video(8, 32, 48, i))
+    write_video(roots[1] / "c0" / "added.webm", ramp_video(8, 32, 48, 2))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = (port, [str(r) for r in roots], str(tmp_path / "cache"), str(tmp_path))
+    torch.multiprocessing.spawn(_rank_listing, args=args, nprocs=2)
+    for rank in range(2):
+        message = (tmp_path / f"{rank}.txt").read_text()
+        assert message.startswith("the ranks see different indexes of ")
+        assert "(rank 0: 2 videos, rank 1: 3 videos)" in message

@@ -82,6 +82,8 @@ def declared_size(path: str | Path) -> int | None:
         head = f.read(1024)
     try:
         _, data, length = _element(head, 0)
+        if length is None:  # an EBML header of unknown size: where it ends is not declared
+            return None
         eid, segment, size = _element(head, data + length)
     except (ValueError, IndexError):
         return None
@@ -180,6 +182,8 @@ def cut_index(
             return "not a Matroska / WebM file"
         try:
             _, data, length = _element(head, 0)
+            if length is None:
+                return "an EBML header of unknown size"
             header = [(0, data + length)]
             eid, seg_data, seg_size = _element(head, data + length)
             if eid != _SEGMENT:

@@ -25,7 +25,7 @@ from .probe import ProbeError, VideoInfo, nvdec_unusable_reason
 from .probe_cache import probe_videos
 from .recipes import Recipe, checked_int, resolve_recipe
 from .remux import clip_bytes as remux_clip_bytes
-from .runtime import free_memory, rank_and_world_size, resolve_device
+from .runtime import check_ranks_agree, free_memory, rank_and_world_size, resolve_device
 from .sampling import LAST_BATCH_POLICIES, Clip, ClipConfig, ClipSampler, LoaderPosition
 from .table_store import TableRef
 from .verify import (
@@ -102,14 +102,17 @@ class VideoLoader(LoaderPosition):
     Unusable files (missing, undecodable, a codec the backend cannot decode) are listed in
     ``skipped`` as (path, reason). A batch that fails in DALI is decoded again clip by clip;
     the files that fail alone join ``skipped`` (and ``damaged``) with the decoder's message,
-    the pipeline is rebuilt and the epoch goes on, their clips replaced by clips of other
-    videos (:class:`~videomix_dali.sampling.ClipSampler`: deterministic, same steps on every
-    rank; ``state_dict`` carries them). Where no clip fails alone, RuntimeError names the
-    batch's files. Before the first batch, the loader refuses batches that would not fit in
-    memory (ValueError with the estimate). A clip decodes only the bytes it needs, from the
-    keyframe at or before its first frame (Matroska / WebM files cut at keyframe clusters, see
-    :mod:`videomix_dali.cuts`); files that cannot be cut decode from frame 0 and are listed
-    in ``uncut`` as (path, reason).
+    the pipeline is rebuilt and the epoch goes on; in evaluation (``train=False``) their views
+    are dropped from the batches (every other view still comes exactly once), in training
+    their clips are replaced by clips of other videos
+    (:class:`~videomix_dali.sampling.ClipSampler`: deterministic, same steps on every rank;
+    ``state_dict`` carries them). Where no clip fails alone, RuntimeError names the batch's
+    files. Before the first batch, the loader refuses batches that would not fit in memory
+    (ValueError with the estimate). A clip decodes only the bytes it needs, from the safe
+    keyframe at or before its first frame (Matroska / WebM cut at keyframe clusters,
+    :mod:`videomix_dali.cuts`; MP4 / MOV packets rewrapped, :mod:`videomix_dali.remux`);
+    files that cannot be cut decode from frame 0 and are listed in ``uncut`` as (path,
+    reason).
     """
 
     def __init__(
@@ -162,6 +165,10 @@ class VideoLoader(LoaderPosition):
         self.mix = mix
 
         self.index: VideoIndex = read_index(source, fmt=fmt, root=root)
+        if probe_ranks[1] > 1:  # one torch.distributed group: every rank must see this list
+            listed = [(str(e.path), e.label, e.start, e.end) for e in self.index.entries]
+            digest = hashlib.sha1(json.dumps(listed).encode()).hexdigest()
+            check_ranks_agree(f"indexes of {source}", digest, f"{len(listed)} videos")
         self.classes = self.index.classes
         self.skipped: list[tuple[Path, str]] = [(p, "file not found") for p in self.index.missing]
         self.damaged: list[Path] = []  # files skipped at run time (their clips are replaced)
@@ -527,15 +534,29 @@ class VideoLoader(LoaderPosition):
                     ) from exc
                 self._skip_damaged(exc)
                 continue
-            self._fed.popleft()
+            epoch, step = self._fed.popleft()
             self.step += 1
             last = self.step == len(self)
             if last:
                 self.epoch, self.step = self.epoch + 1, 0
-            out = (to_torch(video), to_torch(label))
-            yield out + (to_torch(index),) if self.return_index else out
+            out = (to_torch(video), to_torch(label)) + (to_torch(index),) * self.return_index
+            kept = self._evaluated_rows(epoch, step)
+            if kept is None:
+                yield out
+            elif kept.any():  # evaluation: a damaged file's views are dropped, not replaced
+                yield tuple(t[torch.from_numpy(kept).to(t.device)] for t in out)
             if last:
                 return
+
+    def _evaluated_rows(self, epoch: int, step: int) -> np.ndarray | None:
+        """In evaluation, which rows of batch ``step`` of ``epoch`` are the views they stand for
+        (False: a damaged file's view, replaced in the pipeline); None where all are."""
+        if self.train or not self.sampler.excluded:
+            return None
+        views = self.sampler.config.views_per_video
+        items = self.sampler.batch_items(epoch, step)
+        kept = np.array([item // views not in self.sampler.excluded for _, item in items])
+        return None if kept.all() else kept
 
 
 def _has_decoder(codec: str) -> bool:

@@ -55,7 +55,7 @@ def probe_video(path: str | Path) -> VideoInfo:
     path = Path(path)
     size = regular_file(path).st_size
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), metadata_errors="replace") as container:
             if not container.streams.video:
                 raise ProbeError(path, "no video stream")
             stream = container.streams.video[0]

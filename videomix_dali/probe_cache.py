@@ -238,7 +238,8 @@ def probe_videos(
 def _probe_all(
     paths: Sequence[Path], desc: str, progress: bool, num_workers: int | None
 ) -> list[VideoInfo | str]:
-    """``probe_video`` of each path, or why it failed, in threads, with a progress bar."""
+    """``probe_video`` of each path, or why it failed (whatever the exception: one file never
+    stops a dataset), in threads, with a progress bar."""
 
     def run(path: Path) -> VideoInfo | str:
         try:
@@ -247,6 +248,8 @@ def _probe_all(
             return exc.reason
         except OSError as exc:
             return str(exc.strerror or exc)
+        except Exception as exc:  # noqa: BLE001 - one file never stops a dataset: its reason
+            return f"cannot be probed ({type(exc).__name__}: {exc})"
 
     workers = num_workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers, thread_name_prefix=desc) as pool:

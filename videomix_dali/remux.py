@@ -186,7 +186,7 @@ def sample_table(path: str | Path) -> SampleTable | str:
     """The packets of the first video stream of ``path`` (demuxed with PyAV, not decoded), or
     the reason clips of it cannot be wrapped as Matroska."""
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), metadata_errors="replace") as container:
             if not container.streams.video:
                 return "no video stream"
             stream = container.streams.video[0]

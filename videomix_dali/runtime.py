@@ -32,6 +32,24 @@ def rank_and_world_size() -> tuple[int, int]:
     return 0, 1
 
 
+def check_ranks_agree(what: str, fingerprint: str, summary: str) -> None:
+    """ValueError on every rank where the ranks of ``torch.distributed``'s default group hold
+    different ``fingerprint``s of ``what`` (say, a folder listed while files were added):
+    their shards and step counts would not match, and a collective would hang. ``summary``
+    (e.g. "7 videos") names each rank's view in the error. No-op without a group."""
+    rank, world_size = rank_and_world_size()
+    if world_size == 1:
+        return
+    views: list = [None] * world_size
+    torch.distributed.all_gather_object(views, (fingerprint, summary))
+    if len({f for f, _ in views}) > 1:
+        seen = ", ".join(f"rank {r}: {s}" for r, (_, s) in enumerate(views))
+        raise ValueError(
+            f"the ranks see different {what} ({seen}); every rank must read the same list "
+            "(write an index file once, or let the folder settle before starting)"
+        )
+
+
 def free_memory(device: str) -> int:
     """Bytes a pipeline on ``device`` (``"cpu"`` or ``"gpu"``) can still allocate: the host's
     available memory (``MemAvailable``), or the current CUDA device's free memory."""

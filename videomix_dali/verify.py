@@ -96,7 +96,7 @@ def decode_check(path: Path, info: VideoInfo) -> str | None:
     """
     decoded = packets = 0
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), metadata_errors="replace") as container:
             for packet in container.demux(video=0):
                 packets += packet.size > 0  # hidden frames (VP8 alt-ref) are packets too
                 for _ in packet.decode():

@@ -1,0 +1,81 @@
+"""One file never stops a dataset: a probe failure of any kind is a skip with its reason, and
+files that FFmpeg and DALI read (odd metadata, odd EBML) are read."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+from videos import ramp_video, write_video
+
+from videomix_dali import VideoLoader
+from videomix_dali import probe_cache as probe_cache_module
+from videomix_dali.probe import probe_video
+
+
+def load(root, **kw):
+    return VideoLoader(
+        root, recipe="demo", device="cpu", train=False, batch_size=2, num_frames=4, stride=2,
+        crop_size=32, progress=False, **kw,
+    )  # fmt: skip
+
+
+def test_latin1_metadata_is_read_not_fatal(tmp_path):
+    path = tmp_path / "c0" / "latin1.webm"
+    path.parent.mkdir(parents=True)
+    with av.open(str(path), "w") as container:
+        container.metadata["title"] = "XXXXXXXX"
+        stream = container.add_stream("libvpx-vp9", rate=25)
+        stream.height, stream.width, stream.pix_fmt = 48, 64, "yuv420p"
+        for frame in ramp_video(12, 48, 64, 0):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    raw = path.read_bytes()
+    assert raw.count(b"XXXXXXXX") == 1
+    path.write_bytes(raw.replace(b"XXXXXXXX", "Café déjà".encode("latin-1")[:8]))  # not UTF-8
+    write_video(tmp_path / "c1" / "plain.webm", ramp_video(12, 48, 64, 1))
+    loader = load(tmp_path)
+    assert loader.skipped == [] and len(loader.entries) == 2
+    ((video, _),) = list(loader)
+    assert video.shape == (2, 3, 4, 32, 32)
+
+
+def test_an_ebml_header_of_unknown_size_is_decoded_whole(tmp_path):
+    path = write_video(tmp_path / "c0" / "unknown.webm", ramp_video(12, 48, 64, 0))
+    raw = bytearray(path.read_bytes())
+    assert raw[:4] == bytes.fromhex("1a45dfa3") and raw[4] & 0x80  # a one-byte size
+    raw[4] = 0xFF  # the one-byte "unknown" size
+    path.write_bytes(bytes(raw))
+    write_video(tmp_path / "c1" / "plain.webm", ramp_video(12, 48, 64, 1))
+    info = probe_video(path)
+    assert info.num_frames == 12 and info.uncut_reason == "an EBML header of unknown size"
+    loader = load(tmp_path)
+    assert loader.skipped == [] and [p.name for p, _ in loader.uncut] == ["unknown.webm"]
+    ((video, _),) = list(loader)
+    assert np.isfinite(video.numpy()).all()
+
+
+def test_any_probe_failure_is_a_skip_with_its_reason(tmp_path, monkeypatch):
+    for i in range(3):
+        write_video(tmp_path / f"c{i % 2}" / f"v{i}.webm", ramp_video(12, 48, 64, i))
+    real = probe_cache_module.probe_video
+
+    def probe(path):
+        if path.name == "v1.webm":
+            raise TypeError("an unforeseen bug")
+        return real(path)
+
+    monkeypatch.setattr(probe_cache_module, "probe_video", probe)
+    loader = load(tmp_path)
+    assert [(p.name, r) for p, r in loader.skipped] == [
+        ("v1.webm", "cannot be probed (TypeError: an unforeseen bug)")
+    ]
+    assert sorted(e.path.name for e in loader.entries) == ["v0.webm", "v2.webm"]
+
+
+def test_an_unknown_header_size_declares_no_file_size(tmp_path):
+    from videomix_dali.cuts import declared_size
+
+    path = tmp_path / "x.webm"
+    unknown = b"\x01\xff\xff\xff\xff\xff\xff\xff"  # an 8-byte "unknown" size
+    path.write_bytes(bytes.fromhex("1a45dfa3") + unknown + b"\x42\x86\x81\x01" * 4)
+    assert declared_size(path) is None

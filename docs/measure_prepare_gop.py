@@ -18,7 +18,7 @@ import av
 import numpy as np
 
 from videomix_dali import VideoLoader
-from videomix_dali.prepare import prepare
+from videomix_dali.tools.prepare import prepare
 
 GOPS = (16, 32, 64, 150)
 NUM_VIDEOS, NUM_FRAMES, HEIGHT, WIDTH, FPS = 8, 300, 256, 340, 30

@@ -9,7 +9,7 @@
 // RGB frame on one core here): per frame, each source row the output needs is resampled
 // horizontally once, and each output row blends two of those rows.
 //
-// With the paste inputs of videomix_dali.mix.apply_dali.dali_inputs it also mixes: each
+// With the paste inputs of videomix_dali.graph.ops.dali_inputs it also mixes: each
 // output frame's boxes come from the partner clips' windows (later pastes over earlier ones),
 // exactly what resizing every clip and then pasting would give, at no extra cost.
 //

@@ -76,8 +76,8 @@ def data_paths(work: Path) -> dict[str, Path]:
 
 def step_data(ctx: dict[str, Any]) -> dict[str, Any]:
     """The demo set and two Kinetics-shaped corpora (one keyframe every 150 frames)."""
-    from videomix_dali.bench.data import BenchData, make_bench_data
-    from videomix_dali.demo import make_demo_dataset
+    from videomix_dali.tools.bench.data import BenchData, make_bench_data
+    from videomix_dali.tools.demo import make_demo_dataset
 
     dry, paths = ctx["dry_run"], data_paths(ctx["work"])
     make_demo_dataset(
@@ -360,7 +360,7 @@ class DecoderUtilisation:
 def step_bench_gpu(ctx: dict[str, Any]) -> dict[str, Any]:
     """The GPU bench rows (PyAV, DALI's reader, ours with and without mixing, each feeding a
     SlowOnly-50) on the 340x256 H.264 corpus; fails where a row measured nothing."""
-    from videomix_dali.bench.run import run_bench
+    from videomix_dali.tools.bench.run import run_bench
 
     dry = ctx["dry_run"]
     _require_nvdec(ctx)
@@ -394,7 +394,7 @@ def step_bench_gpu(ctx: dict[str, Any]) -> dict[str, Any]:
 
 def _app_models() -> Any:
     """The training app's model factory (train/ is importable from the repository root)."""
-    from videomix_dali.bench.cli import APP_MODEL_FACTORY, load_model_factory
+    from videomix_dali.tools.bench.cli import APP_MODEL_FACTORY, load_model_factory
 
     factory = load_model_factory(APP_MODEL_FACTORY)
     if factory is None:

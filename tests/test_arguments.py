@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from videos import ramp_video, write_video
 
-from videomix_dali.cli import main
-from videomix_dali.pipeline import build_pipeline
+from videomix_dali.graph.build import build_pipeline
+from videomix_dali.tools.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,8 @@ import torch
 from videos import ramp_video, write_video
 
 from videomix_dali import VideoLoader
-from videomix_dali.bench import (
+from videomix_dali.probe import probe_video
+from videomix_dali.tools.bench import (
     RESULT_FIELDS,
     PeerClipDataset,
     add_bench_parser,
@@ -31,13 +32,12 @@ from videomix_dali.bench import (
     timm_style_mix,
     tree_cpu_seconds,
 )
-from videomix_dali.bench.data import BenchData, cut_frames, make_bench_data
-from videomix_dali.bench.measure import merge_rounds
-from videomix_dali.bench.peers import decode_only
-from videomix_dali.bench.report import format_table
-from videomix_dali.bench.run import DATA_LABELS, resolve_data
-from videomix_dali.bench.streams import skip_reason
-from videomix_dali.probe import probe_video
+from videomix_dali.tools.bench.data import BenchData, cut_frames, make_bench_data
+from videomix_dali.tools.bench.measure import merge_rounds
+from videomix_dali.tools.bench.peers import decode_only
+from videomix_dali.tools.bench.report import format_table
+from videomix_dali.tools.bench.run import DATA_LABELS, resolve_data
+from videomix_dali.tools.bench.streams import skip_reason
 
 H, W, F = 48, 64, 24
 # a small corpus with the bench corpus' structure: FFmpeg's Matroska muxer starts a cluster at a
@@ -222,7 +222,7 @@ def test_op_bench_reports_both_timings(tmp_path):
 
 
 def test_op_bench_cli(tmp_path, capsys):
-    from videomix_dali.bench import main
+    from videomix_dali.tools.bench import main
 
     main(["--op", "--batch-size", "2", "--frames", "2", "--crop", "8", "--op-repeats", "2"])
     out = capsys.readouterr().out
@@ -240,15 +240,15 @@ def test_model_steps_tiny3d_cpu():
 
 
 def test_bench_models_other_than_tiny3d_come_from_a_factory():
-    from videomix_dali.bench.cli import load_model_factory
-    from videomix_dali.bench.model import tiny3d_net
+    from videomix_dali.tools.bench.cli import load_model_factory
+    from videomix_dali.tools.bench.model import tiny3d_net
 
     with pytest.raises(ValueError, match="no model factory"):
         build_bench_model("slowonly18", 3)
     asked = []
     net = build_bench_model("mine", 3, lambda name, k: asked.append((name, k)) or tiny3d_net(k))
     assert asked == [("mine", 3)] and net[-1].out_features == 3
-    assert load_model_factory("videomix_dali.bench.model:tiny3d_net") is tiny3d_net
+    assert load_model_factory("videomix_dali.tools.bench.model:tiny3d_net") is tiny3d_net
     assert load_model_factory("no_such_module_here:build_model") is None
     with pytest.raises(ValueError, match="MODULE:FUNCTION"):
         load_model_factory("train.models")
@@ -378,7 +378,7 @@ def test_missing_peers_and_the_limit_on_gpu_skip_with_a_reason(monkeypatch):
 
 
 def test_bench_reads_the_bench_corpus_by_default_and_labels_the_demo_table(monkeypatch, tmp_path):
-    import videomix_dali.bench.data as data
+    import videomix_dali.tools.bench.data as data
 
     asked = []
     monkeypatch.setattr(data, "bench_split", lambda root, dev: asked.append((root, dev)) or root)

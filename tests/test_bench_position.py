@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from videos import ramp_video, write_video
 
-from videomix_dali.bench.position import run_position_bench
+from videomix_dali.tools.bench.position import run_position_bench
 
 
 def test_position_bench_times_first_and_last_windows(tmp_path):
@@ -41,7 +41,7 @@ def test_position_bench_needs_two_long_videos(tmp_path):
 def test_bench_cli_positions_on_a_folder(tmp_path, capsys):
     import json
 
-    from videomix_dali.bench.cli import main
+    from videomix_dali.tools.bench.cli import main
 
     for i in range(2):
         write_video(tmp_path / "data" / f"c{i}" / "v.webm", ramp_video(12, 32, 48, i), gop=4)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from videomix_dali import native
 from videomix_dali.cache import UntrustedCacheError, cache_dir, open_cached, write_atomic
+from videomix_dali.graph import cpu_plugin as native
 from videomix_dali.probe_cache import _read_table, _write_table, cache_file
 
 OTHER = 4242  # a uid that is not this user's

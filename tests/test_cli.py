@@ -7,7 +7,7 @@ import re
 import pytest
 from videos import ramp_video, write_video
 
-from videomix_dali.cli import main
+from videomix_dali.tools.cli import main
 
 
 def test_stream_reports_every_clip_of_each_epoch(tmp_path, capsys):

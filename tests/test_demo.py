@@ -12,17 +12,17 @@ import av
 import numpy as np
 import pytest
 
-from videomix_dali import demo
-from videomix_dali.demo import (
+from videomix_dali.index import read_index
+from videomix_dali.probe import nvdec_unusable_reason
+from videomix_dali.probe_cache import probe_videos
+from videomix_dali.tools import demo
+from videomix_dali.tools.demo import (
     DIRECTIONS,
     SPLITS,
     demo_split,
     ensure_demo_dataset,
     make_demo_dataset,
 )
-from videomix_dali.index import read_index
-from videomix_dali.probe import nvdec_unusable_reason
-from videomix_dali.probe_cache import probe_videos
 
 PARAMS = dict(
     seed=3,
@@ -88,7 +88,7 @@ def test_deterministic_by_seed(dataset, tmp_path):
     # same seed in a fresh process: byte-identical files, metadata included
     again = tmp_path / "again"
     code = (
-        "import sys; from videomix_dali.demo import make_demo_dataset; "
+        "import sys; from videomix_dali.tools.demo import make_demo_dataset; "
         f"make_demo_dataset(sys.argv[1], progress=False, **{PARAMS!r})"
     )
     subprocess.run([sys.executable, "-c", code, str(again)], check=True)

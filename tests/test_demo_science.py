@@ -16,7 +16,7 @@ from train.experiment import format_table, paired_difference, summarize, verdict
 from train.models import build_model
 from train.run import TrainConfig, build_run
 from train.trainer import Trainer
-from videomix_dali.demo import make_demo_dataset
+from videomix_dali.tools.demo import make_demo_dataset
 
 torch.set_num_threads(2)
 

@@ -134,3 +134,57 @@ except ImportError as exc:
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("loader needs DALI:")
+
+
+def _offenders(select, forbidden) -> list[str]:
+    """``module imports name`` for the modules ``select`` picks and the names ``forbidden``
+    flags."""
+    return [
+        f"{name} imports {n}"
+        for name, path in module_files().items()
+        if select(name)
+        for n in imported_names(name, path)
+        if forbidden(n)
+    ]
+
+
+def test_mixing_is_pure_array_code_without_dali_or_matplotlib():
+    mix = _offenders(
+        lambda name: name.startswith("videomix_dali.mix"),
+        lambda n: n.startswith(("nvidia.dali", "matplotlib")),
+    )
+    assert mix == []
+
+
+def test_the_library_core_never_imports_its_tools():
+    core = _offenders(
+        lambda name: (
+            name.startswith("videomix_dali") and not name.startswith("videomix_dali.tools")
+        ),
+        lambda n: n.startswith("videomix_dali.tools"),
+    )
+    assert core == []
+
+
+#: Branches on the backend outside graph/ (and the tools), each for a reason that is not the
+#: graph's shape: which device a name means, which files a backend can decode, which CUDA
+#: device a pipeline gets, whose memory a batch must fit in.
+BACKEND_BRANCHES_OUTSIDE_THE_GRAPH = {
+    "videomix_dali/runtime.py": 2,  # "auto" resolved; free memory of the host or the GPU
+    "videomix_dali/loader.py": 4,  # files each backend decodes (2); CUDA device id; memory
+    "videomix_dali/features.py": 1,  # CUDA device id
+}
+
+
+def test_only_the_graph_branches_on_the_backend():
+    import re
+
+    branch = re.compile(r"""device\s*[!=]=\s*['"](cpu|gpu|mixed)['"]""")
+    found = {}
+    for path in sorted((ROOT / "videomix_dali").rglob("*.py")):
+        rel = path.relative_to(ROOT)
+        if rel.parts[1] in ("graph", "tools"):
+            continue
+        if count := len(branch.findall(path.read_text())):
+            found[rel.as_posix()] = count
+    assert found == BACKEND_BRANCHES_OUTSIDE_THE_GRAPH

@@ -152,7 +152,7 @@ def test_kinetics_csv_finds_its_split_folder_without_root(tmp_path):
 
 
 def test_the_demo_csv_loads_as_written(tmp_path):
-    from videomix_dali.demo import SPLITS, make_demo_dataset
+    from videomix_dali.tools.demo import SPLITS, make_demo_dataset
 
     demo = make_demo_dataset(
         tmp_path / "demo", videos_per_class=2, test_per_class=1, num_frames=2, size=(32, 32),

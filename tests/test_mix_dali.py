@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from nvidia.dali import fn, pipeline_def, types
 
+from videomix_dali.graph.ops import apply_dali, dali_batch_size, dali_inputs, num_dali_inputs
 from videomix_dali.mix import MODES, VideoMix, mix_normalize_batch
-from videomix_dali.mix.apply_dali import apply_dali, dali_batch_size, dali_inputs, num_dali_inputs
 
 MEAN, STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
 

@@ -581,8 +581,7 @@ def _png_size(path):
 
 def test_render_mix_grid_png(tmp_path):
     pytest.importorskip("matplotlib")
-    from videomix_dali.mix import render_mix_grid
-    from videomix_dali.mix.show import grid_pixel_size
+    from videomix_dali.tools.show import grid_pixel_size, render_mix_grid
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (3, 3, 10, 24, 32), dtype=np.uint8)

@@ -1,12 +1,12 @@
-"""The CPU crop/flip/resize plugin (kernels/crop_resize.cc via videomix_dali.native)."""
+"""The CPU crop/flip/resize plugin (kernels/crop_resize.cc via videomix_dali.graph.cpu_plugin)."""
 
 import numpy as np
 import pytest
 from nvidia.dali import fn, pipeline_def, types
 
-from videomix_dali import native
+from videomix_dali.graph import cpu_plugin as native
+from videomix_dali.graph.ops import PASTE_MODES, dali_inputs
 from videomix_dali.mix import VideoMix, mix_normalize_batch
-from videomix_dali.mix.apply_dali import PASTE_MODES, dali_inputs
 
 MEAN, STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
 

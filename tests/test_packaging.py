@@ -28,7 +28,7 @@ def test_wheel_ships_kernels_and_recipes_inside_the_package(tmp_path):
     assert top_level == {"videomix_dali"}
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert (
-        "videomix-dali = videomix_dali.cli:main"
+        "videomix-dali = videomix_dali.tools.cli:main"
         in zipfile.ZipFile(wheel).read(entry_points).decode()
     )
 

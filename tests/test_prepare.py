@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 from videos import decode_video, ramp_video, write_video
 
-from videomix_dali import prepare as prepare_module
 from videomix_dali import read_index
-from videomix_dali.cli import main
-from videomix_dali.prepare import FAILURES, MANIFEST, PathOverlapError, output_size, prepare
 from videomix_dali.probe import nvdec_unusable_reason, probe_video
+from videomix_dali.tools import prepare as prepare_module
+from videomix_dali.tools.cli import main
+from videomix_dali.tools.prepare import FAILURES, MANIFEST, PathOverlapError, output_size, prepare
 
 GOP = 8
 FRAMES = {"run/a.webm": 40, "run/b.mp4": 20, "walk/c.webm": 33}  # source -> frame count
@@ -491,7 +491,7 @@ def many_videos(tmp_path_factory) -> Path:
 def _start(src: Path, dst: Path, logs: Path) -> subprocess.Popen:
     """``videomix-dali prepare`` in a process of its own, its output in files under ``logs``
     (a pipe would stay open as long as any child of it lives)."""
-    cmd = [sys.executable, "-m", "videomix_dali.cli", "prepare", str(src), str(dst)]
+    cmd = [sys.executable, "-m", "videomix_dali.tools.cli", "prepare", str(src), str(dst)]
     cmd += ["--short-side", "144", "--gop", str(GOP), "--workers", "2"]
     with open(logs / "stdout", "w") as out, open(logs / "stderr", "w") as err:
         return subprocess.Popen(cmd, stdout=out, stderr=err, cwd=REPO)

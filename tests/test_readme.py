@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from videomix_dali.demo import make_demo_dataset
+from videomix_dali.tools.demo import make_demo_dataset
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 _FENCE_RE = re.compile(r"^```(\w*)\n(.*?)^```", re.DOTALL | re.MULTILINE)
@@ -85,7 +85,7 @@ def test_readme_python_block_runs(workdir, monkeypatch, line, code):
 @pytest.mark.parametrize("command", COMMANDS)
 def test_readme_command_line_parses(command):
     from train.__main__ import parser as train_parser
-    from videomix_dali.cli import build_parser
+    from videomix_dali.tools.cli import build_parser
 
     argv = shlex.split(command)
     if argv[0] == "videomix-dali":

@@ -27,9 +27,9 @@ from train.models import (
 )
 from train.run import TrainConfig, build_run
 from train.trainer import Schedule, Trainer, soft_cross_entropy
-from videomix_dali.demo import make_demo_dataset
 from videomix_dali.mix import VideoMix
 from videomix_dali.recipes import load_recipe
+from videomix_dali.tools.demo import make_demo_dataset
 
 torch.set_num_threads(2)
 

@@ -120,7 +120,7 @@ def model_name(args: argparse.Namespace) -> str:
 def config_from(args: argparse.Namespace, mix: str) -> TrainConfig:
     demo = args.recipe == "demo"
     if args.data is None:
-        from videomix_dali.demo import SPLITS, demo_split
+        from videomix_dali.tools.demo import SPLITS, demo_split
 
         root, kw = DEMO_ROOT, {}
         if args.scene_bias is not None:

@@ -9,8 +9,8 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from videomix_dali.argtypes import positive_int
 from videomix_dali.index import read_index
+from videomix_dali.tools.argtypes import positive_int
 
 __all__ = [
     "check_dataset",

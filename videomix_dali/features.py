@@ -52,9 +52,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from .graph.build import build_feature_pipeline
 from .handoff import to_torch
 from .mix import VideoMix, mix_labels
-from .pipeline import build_feature_pipeline
 from .recipes import FeatureRecipe, resolve_recipe
 from .runtime import rank_and_world_size, resolve_device
 from .sampling import EpochSampler, LoaderPosition

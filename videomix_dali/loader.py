@@ -16,11 +16,18 @@ import numpy as np
 import torch
 
 from .cuts import clip_bytes
+from .graph.build import (
+    DTYPES,
+    build_pipeline,
+    clip_decode_error,
+    decodes_on_host,
+    mix_source_outputs,
+    source_outputs,
+)
 from .handoff import to_torch
-from .host_decode import DALI_CPU_CODECS, HostDecodeError, HostDecoder, decode_clip
+from .host_decode import HostDecoder
 from .index import VideoIndex, read_index
 from .mix import VideoMix, mix_labels
-from .pipeline import DTYPES, build_pipeline, mix_source_outputs, source_outputs
 from .probe import ProbeError, VideoInfo, nvdec_unusable_reason
 from .probe_cache import probe_videos
 from .recipes import Recipe, checked_int, resolve_recipe
@@ -28,13 +35,7 @@ from .remux import clip_bytes as remux_clip_bytes
 from .runtime import check_ranks_agree, free_memory, rank_and_world_size, resolve_device
 from .sampling import LAST_BATCH_POLICIES, Clip, ClipConfig, ClipSampler, LoaderPosition
 from .table_store import TableRef
-from .verify import (
-    VERIFY_MODES,
-    clip_decode_error,
-    decoder_message,
-    is_sticky_cuda_error,
-    verify_videos,
-)
+from .verify import VERIFY_MODES, decoder_message, is_sticky_cuda_error, verify_videos
 
 log = logging.getLogger(__name__)
 
@@ -293,8 +294,7 @@ class VideoLoader(LoaderPosition):
         if not entries:
             reasons = "\n".join(f"  {p}: {r}" for p, r in self.skipped[:20])
             raise ValueError(f"no usable videos in {self.index.source}:\n{reasons}")
-        # DALI's CPU decoder takes VP8/VP9/MJPEG only: otherwise PyAV decodes the whole set
-        self.host_decoded = self.device == "cpu" and not codecs <= set(DALI_CPU_CODECS)
+        self.host_decoded = decodes_on_host(self.device, codecs)
         if self.uncut:
             log.warning(
                 "%d of %d videos cannot be cut at keyframes, so each of their clips decodes the "
@@ -453,7 +453,13 @@ class VideoLoader(LoaderPosition):
             if clip.item in found:
                 continue
             data, frames = self._clip_input(clip)
-            message = self._decode_error(data, frames)
+            message = clip_decode_error(
+                data,
+                frames,
+                device=self.device,
+                host_decoded=self.host_decoded,
+                device_id=self._device_id,
+            )
             if message is not None and is_sticky_cuda_error(message):
                 raise RuntimeError(f"the GPU hit a CUDA fault (no file is blamed): {message}")
             if message is not None:
@@ -467,17 +473,6 @@ class VideoLoader(LoaderPosition):
             ) from exc
         for video, reason in found.items():
             self._exclude(video, reason)
-
-    def _decode_error(self, data: np.ndarray, frames: np.ndarray) -> str | None:
-        """The decoder's message where this loader's decoder cannot decode ``frames`` of the
-        clip bytes ``data``, else None."""
-        if not self.host_decoded:
-            return clip_decode_error(data, frames, device=self.device, device_id=self._device_id)
-        try:
-            decode_clip(data, frames)
-        except HostDecodeError as exc:
-            return str(exc)
-        return None
 
     def _exclude(self, video: int, reason: str) -> None:
         """Skip ``video`` from now on: its clips are replaced (``ClipSampler.exclude``)."""

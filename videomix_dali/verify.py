@@ -2,9 +2,10 @@
 
 Two checks. :func:`verify_videos` is the loader's ``verify="decode"``: a one-time full decode
 of every usable file (PyAV, the FFmpeg decoders), with the frame counts compared, cached by
-path, size and mtime beside the probe's cache. :func:`clip_decode_error` runs after a batch
-failed in DALI: it decodes one clip's input bytes in a throw-away one-sample pipeline with the
-loader's own decoder, so the loader can tell which file broke the batch and why.
+path, size and mtime beside the probe's cache. After a batch failed in DALI,
+:func:`~videomix_dali.graph.build.clip_decode_error` decodes each clip's input bytes alone with
+the loader's own decoder, so the loader can tell which file broke the batch and why; the
+messages it reports are cut to the decoder's own words here (:func:`decoder_message`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import av
-import numpy as np
-from nvidia.dali import fn, pipeline_def
 from tqdm import tqdm
 
 from .cache import cache_dir, open_cached, write_atomic
@@ -54,36 +53,6 @@ _STICKY_CUDA = re.compile(
 def is_sticky_cuda_error(exc: BaseException | str) -> bool:
     """Whether ``exc`` (or its message) reports a CUDA fault that no file caused."""
     return bool(_STICKY_CUDA.search(str(exc)))
-
-
-def clip_decode_error(
-    data: np.ndarray, frames: np.ndarray, *, device: str, device_id: int | None = None
-) -> str | None:
-    """The decoder's message where DALI cannot decode ``frames`` of the file bytes ``data``,
-    else None; ``device`` ``"cpu"`` or ``"gpu"`` (NVDEC) as the loader's pipeline."""
-
-    @pipeline_def(
-        batch_size=1,
-        num_threads=1,
-        device_id=device_id if device == "gpu" else None,
-        prefetch_queue_depth=1,
-        exec_dynamic=True,
-    )
-    def decode():
-        encoded, index = fn.external_source(
-            source=lambda: ([data], [frames]), num_outputs=2, batch=True
-        )
-        return fn.decoders.video(
-            encoded, device="mixed" if device == "gpu" else "cpu", frames=index
-        )
-
-    pipe = decode()
-    try:
-        pipe.build()
-        pipe.run()
-    except RuntimeError as exc:
-        return decoder_message(exc)
-    return None
 
 
 def decode_check(path: Path, info: VideoInfo) -> str | None:

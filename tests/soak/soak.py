@@ -22,8 +22,8 @@ import numpy as np
 from tqdm import tqdm
 
 from videomix_dali import VideoLoader
-from videomix_dali.demo import ensure_demo_dataset
 from videomix_dali.mix import VideoMix
+from videomix_dali.tools.demo import ensure_demo_dataset
 
 
 def resident_mb() -> float:

@@ -17,14 +17,5 @@ __all__ = [
     "apply_mix",
     "mix_labels",
     "mix_normalize_batch",
-    "render_mix_grid",
     "sample_mix_params",
 ]
-
-
-def __getattr__(name: str):  # matplotlib only when a grid is drawn
-    if name == "render_mix_grid":
-        from .show import render_mix_grid
-
-        return render_mix_grid
-    raise AttributeError(name)

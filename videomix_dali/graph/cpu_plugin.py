@@ -30,9 +30,9 @@ import nvidia.dali.sysconfig as sysconfig
 from nvidia.dali import fn, types
 from nvidia.dali.data_node import DataNode
 
-from .cache import cache_dir, open_cached, write_atomic
-from .mix import apply_dali
-from .shipped import shipped_dir
+from ..cache import cache_dir, open_cached, write_atomic
+from ..shipped import shipped_dir
+from . import ops
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def crop_resize(
     resized bilinearly without antialiasing. The plugin on the CPU where it builds; DALI's
     ``fn.resize`` otherwise, and on the GPU.
 
-    ``pastes``: a paste mode's inputs from :func:`~videomix_dali.mix.apply_dali.dali_inputs`
+    ``pastes``: a paste mode's inputs from :func:`~videomix_dali.graph.ops.dali_inputs`
     (partners, anchors, shapes), to mix in the same pass: each box filled from the partner's
     window, as resizing and then pasting would (where :func:`pastes_while_resizing`).
     ``normalize``: (mean, std, dtype) to return (C, F, size[0], size[1]) ``dtype`` values
@@ -77,13 +77,13 @@ def crop_resize(
         size=list(size),
         antialias=False,
     )
-    return video if normalize is None else apply_dali.normalize(video, device, *normalize)
+    return video if normalize is None else ops.normalize(video, device, *normalize)
 
 
 def pastes_while_resizing(mode: str, device: str) -> bool:
     """Whether the graph mixes ``mode`` inside :func:`crop_resize` (the CPU plugin's paste
     modes) rather than after it."""
-    return device == "cpu" and mode in apply_dali.PASTE_MODES and load_plugin() is None
+    return device == "cpu" and mode in ops.PASTE_MODES and load_plugin() is None
 
 
 @cache

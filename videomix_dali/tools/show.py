@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import is_cupy, unwrap_array
-from .params import MixParams
+from ..mix.arrays import is_cupy, unwrap_array
+from ..mix.params import MixParams
 
 __all__ = ["render_mix_grid", "grid_pixel_size"]
 

@@ -1,6 +1,6 @@
 """``videomix-dali bench``: loader throughput against the loaders people use today, side by side.
 
-What is measured and how: the command's help, :mod:`videomix_dali.bench.cli`.
+What is measured and how: the command's help, :mod:`videomix_dali.tools.bench.cli`.
 """
 
 from .cli import add_bench_parser, main

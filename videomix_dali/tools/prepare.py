@@ -61,7 +61,7 @@ from pathlib import Path, PurePosixPath
 import av
 from tqdm import tqdm
 
-from .index import (
+from ..index import (
     HMDB_SPLIT_ARG_RE,
     HMDB_SPLIT_RE,
     HMDB_TAGS,
@@ -71,7 +71,7 @@ from .index import (
     detect_format,
     read_index,
 )
-from .probe import ProbeError, probe_video
+from ..probe import ProbeError, probe_video
 
 __all__ = [
     "CODECS",

@@ -60,7 +60,7 @@ DIRECTIONS: dict[str, tuple[int, int]] = {
 }
 SPLITS: tuple[str, ...] = ("train", "test_biased", "test_debiased")
 
-_GENERATOR = "videomix_dali.demo"
+_GENERATOR = "videomix_dali.demo"  # the dataset format's name (its first module path)
 _VERSION = 2  # bump whenever the content or encoding changes
 _OBJECT_RGB = 236.0
 _EDGE_PX = 2.5  # soft edge of the disc (VP9 4:2:0 blurs hard colour edges anyway)

@@ -41,7 +41,7 @@ not its position in the file.
 ``--op`` times the mixing op alone against a plain copy of the same bytes (the memory-bound lower
 bound) on the CPU, and with CuPy on the GPU where there is one.
 
-The command line: ``videomix-dali bench`` and ``python -m videomix_dali.bench``.
+The command line: ``videomix-dali bench`` and ``python -m videomix_dali.tools.bench``.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
     if args.positions:
         import tempfile
 
-        from ..recipes import load_recipe
+        from ...recipes import load_recipe
         from .machine import cpu_cores
         from .position import run_positions
 
@@ -149,7 +149,7 @@ def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
                 json_path=args.json_path,
             )
     if args.op:
-        from ..recipes import load_recipe
+        from ...recipes import load_recipe
 
         r = load_recipe(args.recipe).replace(
             batch_size=args.batch_size, num_frames=args.frames, crop_size=args.crop
@@ -207,7 +207,9 @@ def add_bench_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m videomix_dali.bench", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m videomix_dali.tools.bench", description=__doc__
+    )
     _add_arguments(parser)
     args = parser.parse_args(argv)
     try:

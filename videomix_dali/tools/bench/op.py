@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..mix import MODES, VideoMix, apply_mix, mix_normalize_batch
+from ...mix import MODES, VideoMix, apply_mix, mix_normalize_batch
 from .report import write_json
 
 

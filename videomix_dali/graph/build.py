@@ -3,8 +3,8 @@ feature sequences (host rows -> (mix)), sharing one in-graph mix step.
 
 The CPU and GPU pipelines are one graph with a different ``device``; the CPU one is what the
 tests exercise. Only the steps after decoding differ in how, not in what: on the CPU our
-plugin (:mod:`videomix_dali.native`) crops/resizes and, unmixed or for the paste modes, also
-mixes and normalises in that pass (mixup and cutout: DALI's operators); on the GPU
+plugin (:mod:`~videomix_dali.graph.cpu_plugin`) crops/resizes and, unmixed or for the paste
+modes, also mixes and normalises in that pass (mixup and cutout: DALI's operators); on the GPU
 ``fn.resize``, then the CuPy mix kernel or ``crop_mirror_normalize``. Each equals the NumPy
 twin applied to the resized clips.
 """
@@ -18,9 +18,11 @@ import numpy as np
 from nvidia.dali import fn, pipeline_def, types
 from nvidia.dali.pipeline import Pipeline
 
-from .mix import MixParams, VideoMix, apply_mix
-from .mix.apply_dali import apply_dali, dali_batch_size, dali_inputs, num_dali_inputs
-from .native import crop_resize, pastes_while_resizing
+from ..host_decode import DALI_CPU_CODECS, HostDecodeError, decode_clip
+from ..mix import MixParams, VideoMix, apply_mix
+from ..verify import decoder_message
+from .cpu_plugin import crop_resize, pastes_while_resizing
+from .ops import apply_dali, dali_batch_size, dali_inputs, num_dali_inputs
 
 DTYPES = {"float32": types.FLOAT, "float16": types.FLOAT16}
 
@@ -42,7 +44,7 @@ FEATURE_SOURCE_OUTPUTS = ("features", "target", "index", "length")
 def mix_source_outputs(params: MixParams, device: str) -> tuple[list[np.ndarray], ...]:
     """The mixing inputs the video source yields after ``SOURCE_OUTPUTS``, per sample.
 
-    CPU: the DALI-native applier's small arrays (:func:`~videomix_dali.mix.apply_dali.
+    CPU: the DALI-native applier's small arrays (:func:`~videomix_dali.graph.ops.
     dali_inputs`); GPU: the packed params (rows, coef) the CuPy kernel reads as they are.
     """
     if device == "cpu":
@@ -80,7 +82,7 @@ def mix_step(
             return list(_mix_features(frames, rows, coef, mix.mode))
         import cupy
 
-        from .mix.apply_cupy import mix_normalize_packed_cupy
+        from ..mix.apply_cupy import mix_normalize_packed_cupy
 
         video = mix_normalize_packed_cupy(
             frames, cupy.stack(rows), cupy.stack(coef), mix.mode, mean, std, dtype=dtype
@@ -97,7 +99,7 @@ def _mix_features(feats: list, rows: list, coef: list, mode: str) -> Any:
         return apply_mix(x, MixParams.unpack(rows, coef, mode=mode, shape=tuple(x.shape)))
     import cupy
 
-    from .mix.apply_cupy import apply_packed_cupy
+    from ..mix.apply_cupy import apply_packed_cupy
 
     return apply_packed_cupy(cupy.stack(feats), cupy.stack(rows), cupy.stack(coef), mode)
 
@@ -144,8 +146,8 @@ def build_pipeline(
     the label on the GPU, the index on the host. With ``mix`` the source also yields
     the batch's :func:`mix_source_outputs` and, as the label, the soft target (K,) float32 it
     computed on the host from the same params; the batch is mixed after the crop (CPU: the
-    paste modes while resizing, in the plugin of :mod:`videomix_dali.native`, mixup and cutout
-    by DALI's own operators; GPU: the CuPy kernel, fused with normalising).
+    paste modes while resizing, in the plugin of :mod:`~videomix_dali.graph.cpu_plugin`, mixup
+    and cutout by DALI's own operators; GPU: the CuPy kernel, fused with normalising).
     """
     if device not in ("cpu", "gpu"):
         raise ValueError(f"device={device!r} must be 'cpu' or 'gpu'")
@@ -245,3 +247,52 @@ def build_feature_pipeline(
     pipe = feature_pipeline()
     pipe.build()
     return pipe
+
+
+def decodes_on_host(device: str, codecs: set[str]) -> bool:
+    """Whether the graph takes its frames from the host source (PyAV) instead of decoding:
+    on the CPU, for a set of videos with a codec DALI's CPU decoder lacks. NVDEC decodes
+    every codec the GPU takes."""
+    return device == "cpu" and not codecs <= set(DALI_CPU_CODECS)
+
+
+def clip_decode_error(
+    data: np.ndarray,
+    frames: np.ndarray,
+    *,
+    device: str,
+    host_decoded: bool = False,
+    device_id: int | None = None,
+) -> str | None:
+    """The decoder's message where the graph's decoder cannot decode ``frames`` of the clip
+    bytes ``data`` alone, else None: PyAV where the graph is ``host_decoded``, else DALI's
+    (``device`` ``"cpu"`` or ``"gpu"``: NVDEC) in a throw-away one-sample pipeline."""
+    if host_decoded:
+        try:
+            decode_clip(data, frames)
+        except HostDecodeError as exc:
+            return str(exc)
+        return None
+
+    @pipeline_def(
+        batch_size=1,
+        num_threads=1,
+        device_id=device_id if device == "gpu" else None,
+        prefetch_queue_depth=1,
+        exec_dynamic=True,
+    )
+    def decode():
+        encoded, index = fn.external_source(
+            source=lambda: ([data], [frames]), num_outputs=2, batch=True
+        )
+        return fn.decoders.video(
+            encoded, device="mixed" if device == "gpu" else "cpu", frames=index
+        )
+
+    pipe = decode()
+    try:
+        pipe.build()
+        pipe.run()
+    except RuntimeError as exc:
+        return decoder_message(exc)
+    return None

@@ -82,8 +82,8 @@ def run_bench(
     """
     import torch
 
-    from ..loader import VideoLoader
-    from ..mix import MODES
+    from ...loader import VideoLoader
+    from ...mix import MODES
 
     if device not in ("cpu", "gpu"):
         raise ValueError(f"device={device!r} must be 'cpu' or 'gpu'")

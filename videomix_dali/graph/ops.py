@@ -27,7 +27,7 @@ import numpy as np
 from nvidia.dali import fn, types
 from nvidia.dali.data_node import DataNode
 
-from .params import MixParams, num_pastes
+from ..mix.params import MixParams, num_pastes
 
 __all__ = [
     "PASTE_MODES",

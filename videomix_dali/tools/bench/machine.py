@@ -50,7 +50,7 @@ def machine_info() -> dict[str, Any]:
     """CPU model, cores, GPU and the versions that matter for the figures."""
     import torch
 
-    from .. import __version__
+    from ... import __version__
 
     return {
         "cpu": _cpu_model(),

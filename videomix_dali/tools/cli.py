@@ -36,7 +36,7 @@ def cmd_bench_data(args: argparse.Namespace) -> None:
 
 
 def cmd_demo_features(args: argparse.Namespace) -> None:
-    from .features import make_demo_features
+    from ..features import make_demo_features
 
     root = make_demo_features(args.dir, seed=args.seed)
     print(f"demo features ready in {root}")
@@ -86,8 +86,8 @@ def cmd_prepare(args: argparse.Namespace) -> None:
 
 def cmd_stream(args: argparse.Namespace) -> None:
     """Stream epochs of augmented batches through the loader and report clips/s."""
+    from ..loader import VideoLoader
     from .demo import demo_split
-    from .loader import VideoLoader
 
     data = args.data
     if data is None:
@@ -125,9 +125,10 @@ def cmd_show(args: argparse.Namespace) -> None:
     """Mix one batch of demo (or given) clips and draw it: samples x frames, boxes, weights."""
     import numpy as np
 
+    from ..loader import VideoLoader
+    from ..mix import VideoMix
     from .demo import demo_split
-    from .loader import VideoLoader
-    from .mix import VideoMix, render_mix_grid
+    from .show import render_mix_grid
 
     data = args.data or demo_split(args.demo_root, "train", "cpu")
     loader = VideoLoader(

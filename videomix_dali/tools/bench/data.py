@@ -32,15 +32,15 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..cuts import CutIndex
+from ...cuts import CutIndex
+from ...probe import probe_video
+from ...table_store import TableRef
 from ..demo import DIRECTIONS, _assign_scenes, _encode, _render, _video_spec
-from ..probe import probe_video
-from ..table_store import TableRef
 
 __all__ = ["BenchData", "bench_split", "make_bench_data"]
 
 _MARKER = "bench-data.json"
-_GENERATOR = "videomix_dali.bench.data"
+_GENERATOR = "videomix_dali.bench.data"  # the corpus format's name (its first module path)
 _VERSION = 1
 _SPLITS = ("train", "long")
 _FORMATS = {"webm": "libvpx-vp9", "mp4": "libx264"}  # extension -> encoder

@@ -87,8 +87,8 @@ def make_stream(
 
     The :data:`LIMIT` stream yields (frames decoded per clip (N,) int, None): clips, no pixels.
     """
-    from ..loader import VideoLoader
-    from ..mix import VideoMix
+    from ...loader import VideoLoader
+    from ...mix import VideoMix
 
     if name == OURS:
         mix = VideoMix(mix_mode, seed=cfg["seed"]) if mix_mode is not None else None
@@ -166,7 +166,7 @@ def _mixed_in_loop(
     :func:`timm_style_mix`, or the library op for ``perframe``."""
     import torch
 
-    from ..mix import VideoMix
+    from ...mix import VideoMix
 
     device = cfg["device"]
     rng = np.random.default_rng(cfg["seed"])

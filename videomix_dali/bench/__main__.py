@@ -1,7 +1,0 @@
-"""``python -m videomix_dali.bench``: the bench without the console script."""
-
-import sys
-
-from .cli import main
-
-sys.exit(main())

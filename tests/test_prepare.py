@@ -55,6 +55,26 @@ def _audio_only(path: Path) -> None:
         container.mux(stream.encode(None))
 
 
+def test_copy_remuxes_the_packets_as_they_are_into_matroska_cut_at_keyframes(tmp_path):
+    src = tmp_path / "src"
+    clips = {"run/a.mp4": ("libx264", 0), "walk/b.webm": ("libvpx-vp9", 1)}  # x264: B-frames
+    for rel, (codec, seed) in clips.items():
+        write_video(src / rel, ramp_video(30, 96, 128, seed), codec=codec, gop=10)
+    result = prepare(src, tmp_path / "out", codec="copy", workers=1)
+    assert (result.encoded, result.failures) == (2, [])
+    for rel in clips:
+        source, out = src / rel, (tmp_path / "out" / rel).with_suffix(".mkv")
+        with av.open(str(source)) as a, av.open(str(out)) as b:
+            packets = [bytes(p) for p in a.demux(video=0) if p.size]
+            assert [bytes(p) for p in b.demux(video=0) if p.size] == packets  # not re-encoded
+        with av.open(str(source)) as a:
+            keyframes = tuple(i for i, f in enumerate(a.decode(video=0)) if f.key_frame)
+        info = probe_video(out)
+        assert (info.num_frames, info.height, info.width) == (30, 96, 128)
+        assert info.cuts.frames == keyframes and len(keyframes) >= 3  # a cluster at each
+        np.testing.assert_array_equal(decode_video(out), decode_video(source))
+
+
 def test_output_size_keeps_the_aspect_with_even_sides():
     assert output_size(96, 128, 64) == (64, 86)
     assert output_size(1080, 1920, 256) == (256, 456)

@@ -189,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--codec",
         default="vp9",
         choices=CODECS,
-        help="vp9 (.webm, CPU backend), h264 (.mkv, NVDEC) or both (DST/vp9 and DST/h264)",
+        help="vp9 (.webm), h264 (.mkv), both (DST/vp9 and DST/h264) or copy (the packets "
+        "remuxed into .mkv, nothing re-encoded: --short-side and --gop do not apply)",
     )
     p.add_argument("--short-side", type=positive_int, default=DEFAULT_SHORT_SIDE, help="pixels")
     p.add_argument("--gop", type=positive_int, default=DEFAULT_GOP, help="frames per keyframe")

@@ -11,6 +11,12 @@ reads) is decoded and re-encoded, video only (audio is dropped):
   (:mod:`videomix_dali.cuts`); every output is probed and refused unless it can be cut;
 - keeping every frame (same frame count, so index sub-ranges keep their frame numbers).
 
+``codec="copy"`` re-encodes nothing: the video stream's packets are remuxed as they are into
+Matroska (``.mkv``, clusters at keyframes; milliseconds per file), keeping size, codec and
+keyframes; ``short_side`` and ``gop`` do not apply. MP4 needs no preparation (its clips are cut
+from the sample table, :mod:`videomix_dali.remux`); copy is for those who want files cut at
+clusters on disk.
+
 Files are encoded in a process pool, each to a temporary ``.<name>.part`` beside its output;
 the main process records a finished file in ``DST/prepare-manifest.jsonl`` and then renames it
 into place, so a rerun skips what is done and no file under a final name is ever partial.
@@ -86,7 +92,7 @@ __all__ = [
 ]
 
 #: ``codec=`` choices: one tree, or ``both`` (``DST/vp9`` and ``DST/h264``)
-CODECS: tuple[str, ...] = ("vp9", "h264", "both")
+CODECS: tuple[str, ...] = ("vp9", "h264", "both", "copy")
 #: short side of the output in pixels
 DEFAULT_SHORT_SIDE = 256
 #: frames between keyframes; chosen by measurement (README, "Preparing a dataset")
@@ -139,6 +145,7 @@ _ENCODINGS: dict[str, _Encoding] = {
         },
     ),
     "h264": _Encoding("libx264", ".mkv", "matroska", {"crf": "20", "preset": "fast"}),
+    "copy": _Encoding("", ".mkv", "matroska", {}),  # the packets as they are
 }
 
 
@@ -217,8 +224,27 @@ def _write_atomic(path: Path, text: str) -> None:
 # one file, in a worker
 
 
+def _remux(job: _Job, tmp: Path) -> int:
+    """Copy ``job.source``'s video packets into the Matroska file ``tmp``; return how many."""
+    with (
+        av.open(str(job.source), metadata_errors="replace") as src,
+        av.open(str(tmp), "w", format="matroska", options=_MUXER) as dst,
+    ):
+        stream_in = src.streams.video[0]
+        stream = dst.add_stream_from_template(stream_in)
+        count = 0
+        for packet in src.demux(stream_in):
+            if packet.size:  # not the demuxer's end-of-stream packet
+                packet.stream = stream
+                dst.mux(packet)
+                count += 1
+    return count
+
+
 def _transcode(job: _Job, tmp: Path, height: int, width: int) -> int:
     """Decode ``job.source`` and write it re-encoded to ``tmp``; return the frames written."""
+    if job.codec == "copy":
+        return _remux(job, tmp)
     enc = _ENCODINGS[job.codec]
     with (
         av.open(str(job.source)) as src,
@@ -258,7 +284,7 @@ def _encode(job: _Job) -> None:
             raise ProbeError(
                 job.source,
                 f"frame count changed: the input has {info.num_frames} frames, "
-                f"{count} decoded, the output has {made.num_frames}",
+                f"{count} written, the output has {made.num_frames}",
             )
         if made.cuts is None:
             raise ProbeError(job.source, f"output cannot be cut at keyframes: {made.uncut_reason}")
@@ -868,8 +894,9 @@ def prepare(
         dst: output root, outside the dataset. Videos keep their paths relative to the source's
             root with a new extension; the index is written beside them under the source
             index's name.
-        codec: ``"vp9"`` (``.webm``, for the CPU backend), ``"h264"`` (``.mkv``, for NVDEC) or
-            ``"both"`` (trees ``dst/vp9`` and ``dst/h264``).
+        codec: ``"vp9"`` (``.webm``, for the CPU backend), ``"h264"`` (``.mkv``, for NVDEC),
+            ``"both"`` (trees ``dst/vp9`` and ``dst/h264``) or ``"copy"`` (the packets remuxed
+            into ``.mkv``, nothing re-encoded; ``short_side`` and ``gop`` do not apply).
         short_side: output short side in pixels (even).
         gop: frames between keyframes (at most; encoders may add keyframes at scene cuts).
         workers: processes, default ``os.cpu_count()``.

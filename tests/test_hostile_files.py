@@ -3,6 +3,8 @@ files that FFmpeg and DALI read (odd metadata, odd EBML) are read."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import av
 import numpy as np
 from videos import ramp_video, write_video
@@ -79,3 +81,25 @@ def test_an_unknown_header_size_declares_no_file_size(tmp_path):
     unknown = b"\x01\xff\xff\xff\xff\xff\xff\xff"  # an 8-byte "unknown" size
     path.write_bytes(bytes.fromhex("1a45dfa3") + unknown + b"\x42\x86\x81\x01" * 4)
     assert declared_size(path) is None
+
+
+def test_a_probe_that_counts_frames_the_file_lacks_costs_the_file_never_black_frames(
+    tmp_path, monkeypatch
+):
+    for i in range(3):  # VP9: DALI's own decoder
+        write_video(tmp_path / f"c{i % 2}" / f"v{i}.webm", ramp_video(20, 48, 64, i))
+    real = probe_cache_module.probe_video
+
+    def probe(path):  # a cache entry that is well-formed but wrong
+        info = real(path)
+        return dataclasses.replace(info, num_frames=40) if path.name == "v1.webm" else info
+
+    monkeypatch.setattr(probe_cache_module, "probe_video", probe)
+    loader = load(tmp_path, return_index=True)  # v1's centred window: frames 16..22 of "40"
+    batches = list(loader)
+    ((path, reason),) = loader.skipped
+    assert path.name == "v1.webm" and "out-of-bounds frame index 20" in reason
+    delivered = [loader.entries[i].path.name for _, _, index in batches for i in index.tolist()]
+    assert sorted(delivered) == ["v0.webm", "v2.webm"]  # evaluation: its view is dropped
+    for video, _, _ in batches:  # no frame of a delivered clip is one flat colour
+        assert (video.transpose(1, 2).flatten(2).std(dim=2) > 0.05).all()

@@ -25,6 +25,10 @@ from .cpu_plugin import crop_resize, pastes_while_resizing
 from .ops import apply_dali, dali_batch_size, dali_inputs, num_dali_inputs
 
 DTYPES = {"float32": types.FLOAT, "float16": types.FLOAT16}
+#: A frame index past the decoded bytes is an error, never a black frame: the loader's clips
+#: only ask for frames the probe counted, so one past the end means the probe and the file
+#: disagree (the file then fails alone and is skipped with DALI's message).
+NO_PAD = "none"
 
 # What the host-side source yields per batch, in this order (one array per sample each);
 # with mixing, the batch's params follow (:func:`mix_source_outputs`).
@@ -172,7 +176,7 @@ def build_pipeline(
             video = fn.reshape(given["encoded"], layout="FHWC")
         else:
             video = fn.decoders.video(
-                given["encoded"], device=decoder_device, frames=given["frames"]
+                given["encoded"], device=decoder_device, frames=given["frames"], pad_mode=NO_PAD
             )
         if device == "gpu":  # the target lives where the video does; the index on the host
             label = label.gpu()
@@ -286,7 +290,7 @@ def clip_decode_error(
             source=lambda: ([data], [frames]), num_outputs=2, batch=True
         )
         return fn.decoders.video(
-            encoded, device="mixed" if device == "gpu" else "cpu", frames=index
+            encoded, device="mixed" if device == "gpu" else "cpu", frames=index, pad_mode=NO_PAD
         )
 
     pipe = decode()

@@ -201,7 +201,7 @@ def test_verify_decode_skips_damaged_files_up_front_and_caches(corpus, monkeypat
         "(Invalid data found when processing input, avcodec_send_packet())"
     )
     assert skipped["header.webm"] == (
-        "damaged block header: the clusters hold 30 video blocks (and 0 of undeclared "
+        "damaged block header: the clusters hold 164 video frames (and 0 of undeclared "
         "tracks) but the demuxer delivers 23 packets, so frame indices would point at other "
         "frames"
     )
@@ -217,7 +217,7 @@ def test_block_header_naming_an_undeclared_track_is_caught(tmp_path):
     damage(path, packets(path)[3][0], b"\x82")  # track 2, which the file does not declare
     info = probe_video(path)
     assert verify.decode_check(path, info) == (
-        f"damaged block header: the clusters hold {FRAMES - 1} video blocks (and 1 of "
+        f"damaged block header: the clusters hold {FRAMES - 1} video frames (and 1 of "
         f"undeclared tracks) but the demuxer delivers {info.num_frames} packets, so frame "
         "indices would point at other frames"
     )

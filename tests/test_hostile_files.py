@@ -103,3 +103,21 @@ def test_a_probe_that_counts_frames_the_file_lacks_costs_the_file_never_black_fr
     assert sorted(delivered) == ["v0.webm", "v2.webm"]  # evaluation: its view is dropped
     for video, _, _ in batches:  # no frame of a delivered clip is one flat colour
         assert (video.transpose(1, 2).flatten(2).std(dim=2) > 0.05).all()
+
+
+def test_laced_blocks_count_every_frame_they_hold(tmp_path):
+    from videomix_dali.cuts import CutIndex, block_counts
+
+    def element(eid: bytes, payload: bytes) -> bytes:
+        return eid + bytes([0x80 | len(payload)]) + payload  # sizes under 127 bytes here
+
+    plain = element(b"\xa3", b"\x81\x00\x00\x80" + b"key")  # track 1, keyframe, no lacing
+    xiph = b"\x81\x00\x01\x02" + b"\x02" + b"\x03\x03" + b"abc" + b"def" + b"ghij"  # 3 frames
+    ebml = b"\x81\x00\x02\x06" + b"\x01" + b"\x83" + b"xyz" + b"uvw"  # EBML lacing, 2 frames
+    cluster = element(b"\x1f\x43\xb6\x75", b"\xe7\x81\x00" + plain + element(b"\xa3", xiph) + (
+        element(b"\xa3", ebml)
+    ))  # fmt: skip
+    path = tmp_path / "laced.mkv"
+    path.write_bytes(b"\x00" * 16 + cluster)
+    cuts = CutIndex(((0, 0),) * 3, (16,), (0,), 16 + len(cluster))
+    assert block_counts(path, cuts) == {1: 6}

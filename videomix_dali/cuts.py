@@ -129,9 +129,9 @@ def video_track(path: str | Path, cuts: CutIndex) -> tuple[int, set[int]]:
 
 
 def block_counts(path: str | Path, cuts: CutIndex) -> dict[int, int] | str:
-    """Blocks per track number in the clusters of a Matroska / WebM file (from its first cut
-    point to ``cuts.end``), or why they cannot be read: an element that does not belong in a
-    cluster, or one running past it.
+    """Frames per track number in the blocks of a Matroska / WebM file's clusters (from its
+    first cut point to ``cuts.end``; a laced block counts each frame it holds), or why they
+    cannot be read: an element that does not belong in a cluster, or one running past it.
 
     This counts the container's own structure, independently of a demuxer: a damaged block
     header makes FFmpeg drop the rest of its cluster, so the demuxer then delivers other
@@ -154,14 +154,21 @@ def block_counts(path: str | Path, cuts: CutIndex) -> dict[int, int] | str:
                     if data < 0:
                         return f"block group at byte {at} holds no block"
                     f.seek(data)
-                    head = f.read(8)
+                    head = f.read(12)
                     if not head or not head[0]:
                         return f"block at byte {at} has no valid track number"
-                    track, _ = _vint(head, 0)
-                    counts[track] = counts.get(track, 0) + 1
+                    track, j = _vint(head, 0)
+                    counts[track] = counts.get(track, 0) + _frames_in_block(head, j)
         except (ValueError, IndexError) as exc:
             return f"malformed Matroska elements ({exc})"
     return counts
+
+
+def _frames_in_block(head: bytes, j: int) -> int:
+    """Frames a (Simple)Block holds, from its head: after the track number (ending at ``j``),
+    a 16-bit timestamp and the flags, whose lacing bits (Xiph, EBML or fixed-size lacing)
+    announce a byte holding the number of frames minus one."""
+    return head[j + 3] + 1 if head[j + 2] & 0x06 else 1
 
 
 def cut_index(

@@ -59,7 +59,7 @@ def decode_check(path: Path, info: VideoInfo) -> str | None:
     """Why ``path`` fails a full decode, or None.
 
     Reasons: the decoder rejects a frame's data; it decodes another number of frames than the
-    probe counted; or (Matroska / WebM) the clusters hold another number of video blocks than
+    probe counted; or (Matroska / WebM) the clusters hold another number of video frames than
     the demuxer delivers, or blocks of undeclared tracks: a damaged block header, after which
     the demuxer skips the rest of its cluster, so frame indices point at other frames.
     """
@@ -87,7 +87,7 @@ def decode_check(path: Path, info: VideoInfo) -> str | None:
     undeclared = sum(n for t, n in blocks.items() if t not in tracks)
     if undeclared or blocks.get(track, 0) != packets:
         return (
-            f"damaged block header: the clusters hold {blocks.get(track, 0)} video blocks "
+            f"damaged block header: the clusters hold {blocks.get(track, 0)} video frames "
             f"(and {undeclared} of undeclared tracks) but the demuxer delivers "
             f"{packets} packets, so frame indices would point at other frames"
         )

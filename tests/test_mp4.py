@@ -74,3 +74,16 @@ def test_mp4_tables_live_beside_the_probe_cache_and_a_lost_one_is_rebuilt(mp4s):
     rebuilt = ref.load()
     assert ref.file().is_file() and np.array_equal(rebuilt.pos, before.pos)
     assert rebuilt.num_frames == again[0].num_frames == FRAMES
+
+
+def test_a_lost_table_of_a_changed_video_is_not_rebuilt_from_other_contents(mp4s, tmp_path):
+    path = tmp_path / "c0" / "v.mp4"
+    path.parent.mkdir()
+    path.write_bytes((mp4s / "h264" / "c0" / "v0.mp4").read_bytes())
+    (info,) = probe_videos([path], progress=False)
+    info.cuts.file().unlink()
+    _load.cache_clear()
+    with path.open("ab") as f:
+        f.write(b"\0")  # the file changed: its probed frame count no longer holds
+    with pytest.raises(ValueError, match="changed on disk since it was probed"):
+        info.cuts.load()

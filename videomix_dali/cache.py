@@ -60,6 +60,12 @@ def cache_dir() -> Path:
         return _chosen[folder]
 
 
+def file_key(path: Path, st: os.stat_result) -> str:
+    """What identifies the contents of the file ``path`` (status ``st``) to the caches: its
+    path, size and mtime."""
+    return f"{path}|{st.st_size}|{st.st_mtime_ns}"
+
+
 def open_cached(path: Path) -> BinaryIO:
     """``path``, a file in :func:`cache_dir`, open for reading once it and the sub-folders on the
     way to it are checked; :class:`UntrustedCacheError` where another user could have written

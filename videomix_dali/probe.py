@@ -17,6 +17,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from .cache import file_key
 from .cuts import CutIndex, cut_index, declared_size
 from .remux import sample_table
 from .table_store import TableRef, save_table
@@ -157,8 +158,7 @@ def _shown(packet, codec: str) -> bool:
 def cache_key(path: Path) -> str:
     """What identifies ``path``'s contents to the caches: path, size and mtime (ProbeError if
     not a regular file)."""
-    st = regular_file(path)
-    return f"{path}|{st.st_size}|{st.st_mtime_ns}"
+    return file_key(path, regular_file(path))
 
 
 def _chroma(pix_fmt: str) -> str:

@@ -4,7 +4,8 @@ clip on demand.
 A Kinetics-size MP4 dataset holds tens of millions of packets; the probe cache, which every
 start loads whole, keeps only a :class:`TableRef` per video, and a clip loads its video's
 :class:`~videomix_dali.remux.SampleTable` here (the last ``_IN_MEMORY`` tables stay in memory).
-A missing or unreadable table file is rebuilt from the video.
+A missing or unreadable table file is rebuilt from the video, unless the video changed since
+it was probed (ValueError: the loader then names the file).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import cache_dir, open_cached, write_atomic
+from .cache import cache_dir, file_key, open_cached, write_atomic
 from .remux import SampleTable, sample_table
 
 _FOLDER = "tables-v1"
@@ -58,6 +59,12 @@ def _load(ref: TableRef) -> SampleTable:
             return SampleTable.from_arrays({name: arrays[name] for name in arrays.files})
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         pass
+    try:
+        current = file_key(ref.path, ref.path.stat())
+    except OSError as exc:
+        raise ValueError(f"{ref.path}: cannot be read ({exc.strerror or exc})") from exc
+    if current != ref.key:  # its frame count and size were probed from other contents
+        raise ValueError(f"{ref.path} changed on disk since it was probed")
     table = sample_table(ref.path)
     if isinstance(table, str):
         raise ValueError(f"{ref.path}: its sample table cannot be rebuilt ({table})")

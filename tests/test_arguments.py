@@ -6,6 +6,7 @@ import pytest
 from videos import ramp_video, write_video
 
 from videomix_dali.graph.build import build_pipeline
+from videomix_dali.graph.plan import GraphPlan
 from videomix_dali.tools.cli import main
 
 
@@ -18,16 +19,14 @@ def tiny(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize(
-    "kwargs, message",
-    [({"device": "tpu"}, "device='tpu'"), ({"dtype": "int8"}, "dtype='int8'")],
-)
-def test_pipeline_builder_rejects_bad_arguments(kwargs, message):
-    settings = dict(
-        device="cpu", batch_size=1, num_frames=1, crop_size=8, mean=[0] * 3, std=[1] * 3
-    )
-    with pytest.raises(ValueError, match=message):
-        build_pipeline(lambda: None, **{**settings, **kwargs})
+def test_pipeline_builder_and_plan_reject_bad_arguments():
+    settings = dict(batch_size=1, num_frames=1, crop_size=8, mean=[0] * 3, std=[1] * 3)
+    with pytest.raises(ValueError, match="dtype='int8'"):
+        build_pipeline(lambda: None, GraphPlan("cpu"), dtype="int8", **settings)
+    with pytest.raises(ValueError, match="device='tpu'"):
+        GraphPlan("tpu")
+    with pytest.raises(ValueError, match="the CPU graph's"):
+        GraphPlan("gpu", host_decoded=True)
 
 
 @pytest.mark.parametrize(

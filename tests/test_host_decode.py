@@ -48,7 +48,7 @@ def test_cpu_loader_trains_on_h264_with_the_frames_it_sampled(h264):
         crop_size=48, eval_short_side=48, mean=(0.0,) * 3, std=(1.0,) * 3, return_index=True,
         progress=False,
     )  # fmt: skip
-    assert loader.skipped == [] and loader.host_decoded
+    assert loader.skipped == [] and loader.plan.host_decoded
     ((clips, target, items),) = list(loader)
     assert clips.shape == (2, 3, 4, 48, 48) and sorted(target.tolist()) == [0, 1]
     start = (40 - 10) // 2  # the centred window of span 10

@@ -38,7 +38,7 @@ def loader_for(root, **kw):
 @pytest.mark.parametrize("codec, host_decoded", [("h264", True), ("vp9", False)])
 def test_mp4_clips_hold_the_frames_a_full_decode_shows(mp4s, codec, host_decoded):
     loader = loader_for(mp4s / codec)
-    assert loader.skipped == [] and loader.uncut == [] and loader.host_decoded == host_decoded
+    assert loader.skipped == [] and loader.uncut == [] and loader.plan.host_decoded == host_decoded
     ((clips, _, items),) = list(loader)
     start = (FRAMES - 10) // 2  # the centred window of span 10
     for clip, item in zip(clips.numpy(), items.tolist()):

@@ -6,6 +6,7 @@ from nvidia.dali import fn, pipeline_def, types
 
 from videomix_dali.graph import cpu_plugin as native
 from videomix_dali.graph.ops import PASTE_MODES, dali_inputs
+from videomix_dali.graph.plan import GraphPlan
 from videomix_dali.mix import VideoMix, mix_normalize_batch
 
 MEAN, STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
@@ -13,7 +14,8 @@ MEAN, STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
 
 def run_both(clips, starts, ends, size, plugin=True):
     """(crop_resize outputs, fn.resize(antialias=False) outputs) of per-sample inputs."""
-    assert (native.load_plugin() is None) == plugin  # this machine has a compiler and headers
+    plan = GraphPlan.choose("cpu", {"vp9"})
+    assert plan.plugin == plugin  # this machine has a compiler and headers
 
     @pipeline_def(batch_size=len(clips), num_threads=2, device_id=None, exec_dynamic=True)
     def pipe():
@@ -22,7 +24,7 @@ def run_both(clips, starts, ends, size, plugin=True):
             layout=["FHWC", "", ""],
         )  # fmt: skip
         return (
-            native.crop_resize(video, start, end, size, "cpu"),
+            native.crop_resize(video, start, end, size, "cpu", plan.plugin),
             fn.resize(video, roi_start=start, roi_end=end, roi_relative=False, size=list(size),
                       antialias=False),
         )  # fmt: skip
@@ -87,7 +89,7 @@ def test_without_the_plugin_the_graph_uses_dali_resize(monkeypatch):
     with pytest.raises(RuntimeError, match="no C\\+\\+ compiler 'no-such-compiler'"):
         native._build()
     monkeypatch.setattr(native, "load_plugin", lambda: "no compiler")
-    assert not native.pastes_while_resizing("spatial", "cpu")
+    assert not GraphPlan.choose("cpu", {"vp9"}, "spatial").pastes_while_resizing
     clip = np.arange(2 * 6 * 8 * 3, dtype=np.uint8).reshape(2, 6, 8, 3)
     ours, dalis = run_both([clip], [np.zeros(2, np.float32)], [np.array([6, 8], np.float32)],
                            (3, 4), plugin=False)  # fmt: skip
@@ -106,7 +108,8 @@ def test_pasting_and_normalising_while_resizing_equal_resizing_then_the_twin(mod
     mix = VideoMix(mode, num_videos=num_videos, per_sample=True, seed=5)
     params = mix.sample((N, 3, T, S, S), step=1)
     inputs = dali_inputs(params) if mode != "none" else ()
-    assert native.pastes_while_resizing(mode, "cpu") == (mode != "none")
+    plan = GraphPlan.choose("cpu", {"vp9"}, None if mode == "none" else mode, num_videos)
+    assert plan.pastes_while_resizing == (mode != "none")
 
     @pipeline_def(batch_size=N, num_threads=2, device_id=None, exec_dynamic=True)
     def pipe():
@@ -115,8 +118,8 @@ def test_pasting_and_normalising_while_resizing_equal_resizing_then_the_twin(mod
             layout=["FHWC", "", ""],
         )  # fmt: skip
         pastes = [fn.external_source(source=constant(a), batch=True) for a in inputs]
-        return native.crop_resize(video, start, end, (S, S), "cpu"), *(
-            native.crop_resize(video, start, end, (S, S), "cpu", pastes, (MEAN, STD, dtype))
+        return native.crop_resize(video, start, end, (S, S), "cpu", True), *(
+            native.crop_resize(video, start, end, (S, S), "cpu", True, pastes, (MEAN, STD, dtype))
             for dtype in (types.UINT8, types.FLOAT, types.FLOAT16)
         )
 

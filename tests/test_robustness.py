@@ -107,7 +107,7 @@ def test_good_files_delivered_once_per_epoch_bad_ones_skipped_with_reasons(corpu
     assert set(skipped) == set(BAD)
     for name, expected in BAD.items():
         assert expected in skipped[name], (name, skipped[name])
-    assert loader.host_decoded and "skipped 5 of 13 indexed videos" in caplog.text
+    assert loader.plan.host_decoded and "skipped 5 of 13 indexed videos" in caplog.text
     assert "2 of 8 videos have fewer frames than the 7 a clip spans, so each epoch pads 2" in (
         caplog.text
     )

@@ -16,14 +16,8 @@ import numpy as np
 import torch
 
 from .cuts import clip_bytes
-from .graph.build import (
-    DTYPES,
-    build_pipeline,
-    clip_decode_error,
-    decodes_on_host,
-    mix_source_outputs,
-    source_outputs,
-)
+from .graph.build import DTYPES, build_pipeline, clip_decode_error
+from .graph.plan import GraphPlan
 from .handoff import to_torch
 from .host_decode import HostDecoder
 from .index import VideoIndex, read_index
@@ -240,7 +234,7 @@ class VideoLoader(LoaderPosition):
     def _check_memory(self) -> None:
         """ValueError where the batches in flight (``prefetch`` + 1, + 1 decoded on the host)
         cannot fit in memory."""
-        ahead = self.prefetch + 1 + self.host_decoded  # host decoding: one batch more
+        ahead = self.prefetch + 1 + self.plan.host_decoded  # host decoding: one batch more
         need = ahead * self.batch_bytes()
         free = free_memory(self.device)
         if need > free:
@@ -294,7 +288,8 @@ class VideoLoader(LoaderPosition):
         if not entries:
             reasons = "\n".join(f"  {p}: {r}" for p, r in self.skipped[:20])
             raise ValueError(f"no usable videos in {self.index.source}:\n{reasons}")
-        self.host_decoded = decodes_on_host(self.device, codecs)
+        mix = (self.mix.mode, self.mix.num_videos) if self.mix else (None, 2)
+        self.plan = GraphPlan.choose(self.device, codecs, *mix)
         if self.uncut:
             log.warning(
                 "%d of %d videos cannot be cut at keyframes, so each of their clips decodes the "
@@ -352,7 +347,7 @@ class VideoLoader(LoaderPosition):
         An endless stream (epoch after epoch) starting at the loader's position; DALI runs
         ``prefetch`` batches ahead of the consumer.
         """
-        decoder = HostDecoder(self.num_threads) if self.host_decoded else None
+        decoder = HostDecoder(self.num_threads) if self.plan.host_decoded else None
         ahead: deque = deque()  # host decoding runs a batch ahead of the pipeline
         try:
             for epoch, step in self.positions():
@@ -384,9 +379,9 @@ class VideoLoader(LoaderPosition):
             "label": list(labels),
             "index": [np.array(c.item, np.int64) for c in clips],
         }
-        batch = tuple(arrays[name] for name in source_outputs(self.host_decoded))
+        batch = tuple(arrays[name] for name in self.plan.source_outputs)
         if self.mix is not None:
-            batch += mix_source_outputs(params, self.device)
+            batch += self.plan.encode_mix(params)
         return batch
 
     def _clip_input(self, clip: Clip) -> tuple[np.ndarray, np.ndarray]:
@@ -422,7 +417,7 @@ class VideoLoader(LoaderPosition):
         self._fed.clear()
         self._pipe = build_pipeline(
             lambda: next(stream),
-            device=self.device,
+            self.plan,
             batch_size=r.batch_size,
             num_frames=r.num_frames,
             crop_size=r.crop_size,
@@ -433,8 +428,6 @@ class VideoLoader(LoaderPosition):
             prefetch=self.prefetch,
             device_id=self._device_id,
             seed=self.seed,
-            mix=self.mix,
-            host_decoded=self.host_decoded,
         )
 
     def _skip_damaged(self, exc: Exception) -> None:
@@ -457,7 +450,7 @@ class VideoLoader(LoaderPosition):
                 data,
                 frames,
                 device=self.device,
-                host_decoded=self.host_decoded,
+                host_decoded=self.plan.host_decoded,
                 device_id=self._device_id,
             )
             if message is not None and is_sticky_cuda_error(message):

@@ -18,11 +18,12 @@ import numpy as np
 from nvidia.dali import fn, pipeline_def, types
 from nvidia.dali.pipeline import Pipeline
 
-from ..host_decode import DALI_CPU_CODECS, HostDecodeError, decode_clip
+from ..host_decode import HostDecodeError, decode_clip
 from ..mix import MixParams, VideoMix, apply_mix
 from ..verify import decoder_message
-from .cpu_plugin import crop_resize, pastes_while_resizing
-from .ops import apply_dali, dali_batch_size, dali_inputs, num_dali_inputs
+from .cpu_plugin import crop_resize
+from .ops import apply_dali
+from .plan import GraphPlan
 
 DTYPES = {"float32": types.FLOAT, "float16": types.FLOAT16}
 #: A frame index past the decoded bytes is an error, never a black frame: the loader's clips
@@ -30,41 +31,12 @@ DTYPES = {"float32": types.FLOAT, "float16": types.FLOAT16}
 #: disagree (the file then fails alone and is skipped with DALI's message).
 NO_PAD = "none"
 
-# What the host-side source yields per batch, in this order (one array per sample each);
-# with mixing, the batch's params follow (:func:`mix_source_outputs`).
-SOURCE_OUTPUTS = ("encoded", "frames", "roi_start", "roi_end", "label", "index")
-
-
-def source_outputs(host_decoded: bool) -> tuple[str, ...]:
-    """``SOURCE_OUTPUTS`` of a graph: decoded on the host, "encoded" holds the frames and
-    there are no frame indices to pass."""
-    return tuple(n for n in SOURCE_OUTPUTS if not (host_decoded and n == "frames"))
-
-
 # The same for feature sequences (the packed MixParams follow with mixing).
 FEATURE_SOURCE_OUTPUTS = ("features", "target", "index", "length")
 
 
-def mix_source_outputs(params: MixParams, device: str) -> tuple[list[np.ndarray], ...]:
-    """The mixing inputs the video source yields after ``SOURCE_OUTPUTS``, per sample.
-
-    CPU: the DALI-native applier's small arrays (:func:`~videomix_dali.graph.ops.
-    dali_inputs`); GPU: the packed params (rows, coef) the CuPy kernel reads as they are.
-    """
-    if device == "cpu":
-        return dali_inputs(params)
-    rows, coef = params.pack()
-    return list(rows), list(coef)
-
-
-def _num_mix_outputs(mix: VideoMix | None, device: str) -> int:
-    if mix is None:
-        return 0
-    return num_dali_inputs(mix.mode, mix.num_videos) if device == "cpu" else 2
-
-
 def mix_step(
-    mix: VideoMix,
+    mode: str,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     dtype: str = "float32",
@@ -83,13 +55,13 @@ def mix_step(
 
     def step(frames: list, rows: list, coef: list) -> list:
         if frames[0].ndim == 2:
-            return list(_mix_features(frames, rows, coef, mix.mode))
+            return list(_mix_features(frames, rows, coef, mode))
         import cupy
 
         from ..mix.apply_cupy import mix_normalize_packed_cupy
 
         video = mix_normalize_packed_cupy(
-            frames, cupy.stack(rows), cupy.stack(coef), mix.mode, mean, std, dtype=dtype
+            frames, cupy.stack(rows), cupy.stack(coef), mode, mean, std, dtype=dtype
         )
         return list(video)
 
@@ -122,8 +94,8 @@ def _pipeline_def(batch_size, num_threads, prefetch, device, device_id, seed) ->
 
 def build_pipeline(
     source: Callable[[], Sequence[list[np.ndarray]]],
+    plan: GraphPlan,
     *,
-    device: str,
     batch_size: int,
     num_frames: int,
     crop_size: int,
@@ -134,65 +106,58 @@ def build_pipeline(
     prefetch: int = 2,
     device_id: int | None = None,
     seed: int = 0,
-    mix: VideoMix | None = None,
-    host_decoded: bool = False,
 ) -> Pipeline:
-    """Build (and return, built) the video pipeline for batches of ``batch_size`` clips of
-    ``num_frames`` frames.
+    """Build (and return, built) the video pipeline of ``plan`` for batches of ``batch_size``
+    clips of ``num_frames`` frames.
 
     ``source()`` returns the next batch as lists of per-sample arrays named by
-    ``SOURCE_OUTPUTS``: encoded file bytes (uint8) or, with ``host_decoded`` (CPU only: codecs
-    DALI's CPU decoder lacks, :mod:`videomix_dali.host_decode`), the clip's decoded frames
-    (T, H, W, 3) uint8, frame indices (T,) int32, ROI start and
-    end (y, x) float32 in input pixels (x reversed for a flip), label int64 and dataset index
-    int64. Outputs: video (N, C, T, crop, crop) ``dtype`` normalized with ``mean``/``std``
-    (0..255 units), label (N,) int64, index (N,) int64; with ``device="gpu"`` the video and
-    the label on the GPU, the index on the host. With ``mix`` the source also yields
-    the batch's :func:`mix_source_outputs` and, as the label, the soft target (K,) float32 it
-    computed on the host from the same params; the batch is mixed after the crop (CPU: the
-    paste modes while resizing, in the plugin of :mod:`~videomix_dali.graph.cpu_plugin`, mixup
-    and cutout by DALI's own operators; GPU: the CuPy kernel, fused with normalising).
+    ``plan.source_outputs``: encoded file bytes (uint8) or, where ``plan.host_decoded``, the
+    clip's decoded frames (T, H, W, 3) uint8 (:mod:`videomix_dali.host_decode`); frame indices
+    (T,) int32; ROI start and end (y, x) float32 in input pixels (x reversed for a flip);
+    label int64 and dataset index int64. Outputs: video (N, C, T, crop, crop) ``dtype``
+    normalized with ``mean``/``std`` (0..255 units), label (N,) int64, index (N,) int64; on the
+    GPU the video and the label on the device, the index on the host. Where ``plan.mix_mode``
+    is set, the source also yields the batch's ``plan.encode_mix`` arrays and, as the label,
+    the soft target (K,) float32 it computed on the host from the same params; the batch is
+    mixed after the crop (CPU: the paste modes while resizing, in the plugin of
+    :mod:`~videomix_dali.graph.cpu_plugin`, mixup and cutout by DALI's own operators; GPU: the
+    CuPy kernel, fused with normalising).
     """
-    if device not in ("cpu", "gpu"):
-        raise ValueError(f"device={device!r} must be 'cpu' or 'gpu'")
     if dtype not in DTYPES:
         raise ValueError(f"dtype={dtype!r} must be one of {', '.join(DTYPES)}")
-    if host_decoded and device != "cpu":
-        raise ValueError("host_decoded=True is the CPU graph's; NVDEC decodes on the GPU")
-    decoder_device = "mixed" if device == "gpu" else "cpu"
-    pasted = mix is not None and pastes_while_resizing(mix.mode, device)
-    if mix is not None and device == "cpu" and not pasted:  # multi_paste works per frame
-        batch_size = dali_batch_size(mix.mode, batch_size, num_frames)
+    device, names = plan.device, plan.source_outputs
+    pipe_batch = plan.pipeline_batch_size(batch_size, num_frames)
 
-    @_pipeline_def(batch_size, num_threads, prefetch, device, device_id, seed)
+    @_pipeline_def(pipe_batch, num_threads, prefetch, device, device_id, seed)
     def video_pipeline():
-        names = source_outputs(host_decoded)
         outputs = fn.external_source(
-            source=source, num_outputs=len(names) + _num_mix_outputs(mix, device), batch=True
+            source=source, num_outputs=len(names) + plan.num_mix_inputs, batch=True
         )
         given, rows = dict(zip(names, outputs)), outputs[len(names) :]
         roi_start, roi_end, label, index = (given[n] for n in names[-4:])
-        if host_decoded:  # the frames, decoded by the source
+        if plan.host_decoded:  # the frames, decoded by the source
             video = fn.reshape(given["encoded"], layout="FHWC")
         else:
+            decoder = "mixed" if device == "gpu" else "cpu"
             video = fn.decoders.video(
-                given["encoded"], device=decoder_device, frames=given["frames"], pad_mode=NO_PAD
+                given["encoded"], device=decoder, frames=given["frames"], pad_mode=NO_PAD
             )
         if device == "gpu":  # the target lives where the video does; the index on the host
             label = label.gpu()
         size, norm = (crop_size, crop_size), (mean, std, DTYPES[dtype])
-        if mix is None or pasted:  # finished in one pass on the CPU (with the plugin)
-            pastes = rows if pasted else ()
-            video = crop_resize(video, roi_start, roi_end, size, device, pastes, norm)
+        if plan.mix_mode is None or plan.pastes_while_resizing:  # one pass on the CPU
+            pastes = rows if plan.pastes_while_resizing else ()
+            video = crop_resize(video, roi_start, roi_end, size, device, plan.plugin, pastes, norm)
             return video, label, index
-        video = crop_resize(video, roi_start, roi_end, size, device)
-        if device == "cpu":  # mixup, cutout (pastes without the plugin): the whole batch
-            return apply_dali(video, rows, mix.mode, mean, std, DTYPES[dtype]), label, index
+        video = crop_resize(video, roi_start, roi_end, size, device, plan.plugin)
+        if plan.mixes_with_dali_ops:  # mixup, cutout (pastes without the plugin)
+            video = apply_dali(video, rows, plan.mix_mode, mean, std, DTYPES[dtype])
+            return video, label, index
         rows = [r.gpu() for r in rows]  # the whole batch, after the crop, (T, H, W, C) uint8
         video = fn.python_function(
             video,
             *rows,
-            function=mix_step(mix, mean, std, dtype),
+            function=mix_step(plan.mix_mode, mean, std, dtype),
             batch_processing=True,
             num_outputs=1,
             device=device,
@@ -241,7 +206,7 @@ def build_feature_pipeline(
             feats = fn.python_function(
                 feats,
                 *rows,
-                function=mix_step(mix),
+                function=mix_step(mix.mode),
                 batch_processing=True,
                 num_outputs=1,
                 device=device,
@@ -251,13 +216,6 @@ def build_feature_pipeline(
     pipe = feature_pipeline()
     pipe.build()
     return pipe
-
-
-def decodes_on_host(device: str, codecs: set[str]) -> bool:
-    """Whether the graph takes its frames from the host source (PyAV) instead of decoding:
-    on the CPU, for a set of videos with a codec DALI's CPU decoder lacks. NVDEC decodes
-    every codec the GPU takes."""
-    return device == "cpu" and not codecs <= set(DALI_CPU_CODECS)
 
 
 def clip_decode_error(

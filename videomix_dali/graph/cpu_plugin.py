@@ -46,28 +46,29 @@ def crop_resize(
     roi_end: DataNode,
     size: Sequence[int],
     device: str,
+    plugin: bool,
     pastes: Sequence[DataNode] = (),
     normalize: tuple[Sequence[float], Sequence[float], types.DALIDataType] | None = None,
 ) -> DataNode:
     """(F, H, W, C) uint8 clips -> (F, size[0], size[1], C) uint8: the window from
     ``roi_start`` to ``roi_end`` ((2,) float32, (y, x) in input pixels; x reversed = flip),
-    resized bilinearly without antialiasing. The plugin on the CPU where it builds; DALI's
-    ``fn.resize`` otherwise, and on the GPU.
+    resized bilinearly without antialiasing: the plugin where ``plugin`` (loaded, see
+    :func:`load_plugin`), else DALI's ``fn.resize`` on ``device``.
 
     ``pastes``: a paste mode's inputs from :func:`~videomix_dali.graph.ops.dali_inputs`
     (partners, anchors, shapes), to mix in the same pass: each box filled from the partner's
-    window, as resizing and then pasting would (where :func:`pastes_while_resizing`).
+    window, as resizing and then pasting would (the plan's ``pastes_while_resizing``).
     ``normalize``: (mean, std, dtype) to return (C, F, size[0], size[1]) ``dtype`` values
     normalised as ``crop_mirror_normalize`` does (in the same pass with the plugin).
     """
-    if device == "cpu" and load_plugin() is None:
+    if plugin:
         mean, std, dtype = normalize or ((), (), types.UINT8)
         return fn.videomix_crop_resize(
             video, roi_start, roi_end, *pastes,
             size=list(size), dtype=dtype, mean=list(mean), std=list(std),
         )  # fmt: skip
     if pastes:
-        raise ValueError("pasting while resizing needs the CPU plugin (pastes_while_resizing)")
+        raise ValueError("pasting while resizing needs the CPU plugin")
     video = fn.resize(
         video,
         device=device,
@@ -78,12 +79,6 @@ def crop_resize(
         antialias=False,
     )
     return video if normalize is None else ops.normalize(video, device, *normalize)
-
-
-def pastes_while_resizing(mode: str, device: str) -> bool:
-    """Whether the graph mixes ``mode`` inside :func:`crop_resize` (the CPU plugin's paste
-    modes) rather than after it."""
-    return device == "cpu" and mode in ops.PASTE_MODES and load_plugin() is None
 
 
 @cache

@@ -142,7 +142,7 @@ def run_bench(
             else "timm_style_mix in the training loop"
         ),
     )
-    host_decoded = probe.host_decoded  # codecs DALI's CPU decoder lacks: PyAV decodes them
+    host_decoded = probe.plan.host_decoded  # codecs DALI's CPU decoder lacks: PyAV decodes them
     del probe
     mixes = [None] if mix == "none" else [None, mix]
     report: dict[str, Any] = {

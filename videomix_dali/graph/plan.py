@@ -1,0 +1,105 @@
+"""Every choice of a loader's DALI graph that depends on the backend, the CPU plugin and the mix
+mode, made once, in one value.
+
+The graph's shape follows from where frames are decoded (DALI's CPU decoder, NVDEC, or PyAV on
+the host for codecs DALI's CPU build lacks), whether the CPU crop/resize plugin is loaded
+(process state: it compiles on first use), and whether the mix mode pastes while resizing. A
+:class:`GraphPlan` records those facts; :mod:`~videomix_dali.graph.build` builds from it, and
+the loader's host source encodes each batch's :class:`~videomix_dali.mix.MixParams` with
+:meth:`GraphPlan.encode_mix` for that same graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..host_decode import DALI_CPU_CODECS
+from ..mix import MixParams
+from . import cpu_plugin
+from .ops import PASTE_MODES, dali_batch_size, dali_inputs, num_dali_inputs
+
+DEVICES = ("cpu", "gpu")
+#: What the host-side source yields per batch, in this order (one array per sample each);
+#: with mixing, :meth:`GraphPlan.encode_mix`'s arrays follow.
+SOURCE_OUTPUTS = ("encoded", "frames", "roi_start", "roi_end", "label", "index")
+
+
+@dataclass(frozen=True)
+class GraphPlan:
+    """How one video graph is built.
+
+    ``device``: ``"cpu"`` or ``"gpu"``. ``host_decoded``: the source yields decoded frames
+    (CPU, a codec DALI's CPU decoder lacks) instead of file bytes. ``plugin``: the CPU
+    crop/resize plugin is loaded. ``mix_mode`` / ``num_videos``: the VideoMix mode (None: no
+    mixing) and how many videos it mixes.
+    """
+
+    device: str
+    host_decoded: bool = False
+    plugin: bool = False
+    mix_mode: str | None = None
+    num_videos: int = 2
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise ValueError(f"device={self.device!r} must be 'cpu' or 'gpu'")
+        if self.device == "gpu" and (self.host_decoded or self.plugin):
+            raise ValueError("host decoding and the CPU plugin are the CPU graph's")
+
+    @classmethod
+    def choose(
+        cls, device: str, codecs: set[str], mix_mode: str | None = None, num_videos: int = 2
+    ) -> GraphPlan:
+        """The plan for videos of ``codecs`` on ``device``, loading the CPU plugin if needed."""
+        cpu = device == "cpu"
+        return cls(
+            device=device,
+            host_decoded=cpu and not codecs <= set(DALI_CPU_CODECS),
+            plugin=cpu and cpu_plugin.load_plugin() is None,
+            mix_mode=mix_mode,
+            num_videos=num_videos,
+        )
+
+    @property
+    def pastes_while_resizing(self) -> bool:
+        """The plugin mixes the batch while it crops and resizes (the paste modes)."""
+        return self.plugin and self.mix_mode in PASTE_MODES
+
+    @property
+    def mixes_with_dali_ops(self) -> bool:
+        """The CPU graph mixes after resizing with DALI's operators (mixup, cutout; pastes
+        without the plugin); on the GPU the CuPy kernel mixes."""
+        cpu_mix = self.device == "cpu" and self.mix_mode is not None
+        return cpu_mix and not self.pastes_while_resizing
+
+    @property
+    def source_outputs(self) -> tuple[str, ...]:
+        """``SOURCE_OUTPUTS`` of this graph: decoded on the host, "encoded" holds the frames
+        and there are no frame indices to pass."""
+        return tuple(n for n in SOURCE_OUTPUTS if not (self.host_decoded and n == "frames"))
+
+    @property
+    def num_mix_inputs(self) -> int:
+        """Arrays per sample :meth:`encode_mix` yields."""
+        if self.mix_mode is None:
+            return 0
+        return num_dali_inputs(self.mix_mode, self.num_videos) if self.device == "cpu" else 2
+
+    def encode_mix(self, params: MixParams) -> tuple[list[np.ndarray], ...]:
+        """The mixing inputs the source yields after ``source_outputs``, per sample: on the CPU
+        the small arrays of DALI's operators and the plugin
+        (:func:`~videomix_dali.graph.ops.dali_inputs`), on the GPU the packed params
+        (rows, coef) the CuPy kernel reads as they are."""
+        if self.device == "cpu":
+            return dali_inputs(params)
+        rows, coef = params.pack()
+        return list(rows), list(coef)
+
+    def pipeline_batch_size(self, batch_size: int, num_frames: int) -> int:
+        """The pipeline's maximum batch size: DALI's paste operator works per frame, so the
+        CPU graph that mixes with it needs room for a batch's frames."""
+        if self.mixes_with_dali_ops:
+            return dali_batch_size(self.mix_mode, batch_size, num_frames)
+        return batch_size

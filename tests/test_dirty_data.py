@@ -1,4 +1,4 @@
-"""Dirty data at scale (issue 14): damaged frame data costs one file's clips, never the epoch;
+"""Dirty data at scale: damaged frame data costs one file's clips, never the epoch;
 bad argument values are refused up front, naming the argument; resume states refuse what they
 do not fit; one loop over a loader is live at a time."""
 
@@ -79,7 +79,7 @@ def names(loader: VideoLoader, batches) -> list[str]:
     return [loader.entries[i].path.name for _, index in batches for i in index]
 
 
-# ---------------------------------------------------------------- damaged frame data (item 1)
+# ------------------------------------------------------------------------ damaged frame data
 
 
 def test_the_corpus_reproduces_the_damage(corpus):
@@ -231,7 +231,7 @@ def test_verify_rejects_an_unknown_mode(corpus):
         make(corpus / "main", verify="full")
 
 
-# ------------------------------------------------------------------ bad arguments (item 5)
+# ----------------------------------------------------------------------------- bad arguments
 
 NAN, INF = float("nan"), float("inf")
 
@@ -273,7 +273,7 @@ def test_a_batch_that_cannot_fit_is_refused_with_the_estimate(corpus, monkeypatc
     )
 
 
-# -------------------------------------------------------------------- resume state (item 8)
+# ------------------------------------------------------------------------------ resume state
 
 
 @pytest.fixture(scope="module")

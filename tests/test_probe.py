@@ -152,7 +152,7 @@ def test_gpu_loader_skips_what_nvdec_cannot_take_with_the_probes_reason(tmp_path
         VideoLoader([(path, 0)], recipe="demo", device="gpu", progress=False)
 
 
-# --- what is not a regular file is skipped, never opened (issue 14, item 2) -----------------
+# --- what is not a regular file is skipped, never opened -------------------------------
 
 
 def _unblock_after(fifo, seconds: float) -> threading.Timer:
@@ -205,7 +205,7 @@ def test_a_fifo_in_a_class_folder_or_an_index_is_skipped_as_such(tmp_path):
         assert [e.path for e in loader.entries] == [good]
 
 
-# --- truncation, start times and damage (issue 14, item 3) -----------------------------------
+# --- truncation, start times and damage -----------------------------------------------------
 
 
 def write_webm(path, num_frames: int, *, start: float = 0.0, audio: bool = True):
@@ -271,7 +271,7 @@ def test_damage_in_a_file_of_full_length_is_not_called_truncation(tmp_path):
     )
 
 
-# --- a cache of the wrong shape is ignored, rebuilt and reported once (issue 14, item 7) ------
+# --- a cache of the wrong shape is ignored, rebuilt and reported once ------------------------
 
 
 def _npz(**arrays) -> bytes:
@@ -328,7 +328,7 @@ def test_a_cache_of_the_wrong_shape_is_ignored_rebuilt_and_reported_once(
     assert list(_read_table(cache)) == [f"{path}|{path.stat().st_size}|{path.stat().st_mtime_ns}"]
 
 
-# --- start-up at dataset scale (issue 10, item 6) --------------------------------------------
+# --- start-up at dataset scale ------------------------------------------------------------
 
 
 def _synthetic_entries(n: int) -> dict[str, VideoInfo | str]:

@@ -1,4 +1,4 @@
-"""Weakly-supervised temporal action localization on features (issue #7)."""
+"""Weakly-supervised temporal action localization on features."""
 
 from __future__ import annotations
 

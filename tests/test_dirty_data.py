@@ -187,7 +187,7 @@ def test_decoder_message_drops_dalis_framing():
     assert verify.decoder_message(RuntimeError("cannot read x.webm")) == "cannot read x.webm"
 
 
-# ------------------------------------------------- verify="decode" and block headers (items 1, 6)
+# --------------------------------------------------------- verify="decode" and block headers
 
 
 def test_verify_decode_skips_damaged_files_up_front_and_caches(corpus, monkeypatch):

@@ -43,6 +43,7 @@ from .arguments import (
     positive_float,
     positive_int,
     probability,
+    randaugment,
 )
 from .experiment import ABLATION_MODES, format_table, plot_summary, run_grid, write_json
 from .models import available_models, build_model, describe, loader_frames
@@ -78,6 +79,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=positive_float, default=1.0, help="lambda ~ Beta(alpha, alpha)")
     p.add_argument("--prob", type=probability, default=1.0, help="chance to mix a batch")
     p.add_argument("--num-videos", type=int_at_least(2), default=2)
+    p.add_argument(
+        "--randaugment",
+        type=randaugment,
+        metavar="N,M",
+        help="RandAugment on every training clip: N operations at magnitude M (0..30; paper: 9)",
+    )
     p.add_argument("--compare", help="comma-separated mix modes trained with the same budget")
     p.add_argument(
         "--seeds", type=positive_int, help="runs per mode: seeds SEED..SEED+N-1 (1; --ablation: 3)"
@@ -156,6 +163,7 @@ def config_from(args: argparse.Namespace, mix: str) -> TrainConfig:
         "alpha": args.alpha,
         "prob": args.prob,
         "num_videos": args.num_videos,
+        "randaugment": list(args.randaugment) if args.randaugment else None,
         "seed": args.seed,
         "device": args.device,
         "num_threads": args.threads,

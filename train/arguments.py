@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from videomix_dali.index import read_index
+from videomix_dali.recipes import checked_randaugment
 from videomix_dali.tools.argtypes import positive_int
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "positive_float",
     "positive_int",
     "probability",
+    "randaugment",
 ]
 
 
@@ -40,6 +42,17 @@ def int_at_least(low: int) -> Callable[[str], int]:
 
 
 non_negative_int = int_at_least(0)
+
+
+def randaugment(text: str) -> tuple[int, int]:
+    """``N,M``: RandAugment's operations per clip and magnitude bin (checked as a recipe's)."""
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"must be N,M (e.g. 2,9), got {text!r}")
+    try:
+        return checked_randaugment((int(parts[0]), int(parts[1])))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _finite(text: str) -> float:

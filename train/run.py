@@ -47,6 +47,7 @@ class TrainConfig:
     alpha: float = 1.0
     prob: float = 1.0
     num_videos: int = 2
+    randaugment: list[int] | None = None  # (n, m): RandAugment on every training clip
     seed: int = 0
     device: str = "auto"
     num_threads: int = 2
@@ -104,6 +105,7 @@ def build_run(cfg: TrainConfig, *, progress: bool = True):
         mix=mix,
         num_threads=cfg.num_threads,
         progress=progress and dist_utils.is_main(),
+        randaugment=tuple(cfg.randaugment) if cfg.randaugment else None,
     )
     return model, loader, mix, device, loader_device
 

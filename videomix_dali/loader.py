@@ -18,6 +18,7 @@ import torch
 from .cuts import clip_bytes
 from .graph.build import DTYPES, build_pipeline, clip_decode_error
 from .graph.plan import GraphPlan
+from .graph.randaugment import suite as randaugment_suite
 from .handoff import to_torch
 from .host_decode import HostDecoder
 from .index import VideoIndex, read_index
@@ -172,7 +173,7 @@ class VideoLoader(LoaderPosition):
 
         self.sampler = ClipSampler(
             videos,
-            ClipConfig.from_recipe(recipe, train=train),
+            ClipConfig.from_recipe(recipe, train=train, augment_choices=len(randaugment_suite())),
             batch_size=recipe.batch_size,
             shard_id=shard_id,
             num_shards=num_shards,
@@ -289,7 +290,8 @@ class VideoLoader(LoaderPosition):
             reasons = "\n".join(f"  {p}: {r}" for p, r in self.skipped[:20])
             raise ValueError(f"no usable videos in {self.index.source}:\n{reasons}")
         mix = (self.mix.mode, self.mix.num_videos) if self.mix else (None, 2)
-        self.plan = GraphPlan.choose(self.device, codecs, *mix)
+        augment = self.recipe.randaugment if self.train else None
+        self.plan = GraphPlan.choose(self.device, codecs, *mix, augment)
         if self.uncut:
             log.warning(
                 "%d of %d videos cannot be cut at keyframes, so each of their clips decodes the "
@@ -378,6 +380,7 @@ class VideoLoader(LoaderPosition):
             "roi_end": [c.roi_end for c in clips],
             "label": list(labels),
             "index": [np.array(c.item, np.int64) for c in clips],
+            "augment": [c.augment for c in clips],
         }
         batch = tuple(arrays[name] for name in self.plan.source_outputs)
         if self.mix is not None:

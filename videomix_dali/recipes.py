@@ -138,17 +138,42 @@ class _Fields:
 
     @classmethod
     def from_values(cls, values: dict[str, Any], name: str) -> Self:
-        """The recipe ``name`` of parsed TOML ``values``; ValueError on unknown or missing
-        keys."""
+        """The recipe ``name`` of parsed TOML ``values``; ValueError on unknown keys or missing
+        ones (a field with a default may be left out)."""
         values = {k: v for k, v in values.items() if k != "kind"}
-        keys = {f.name for f in dataclasses.fields(cls)} - {"name"}
-        unknown, missing = set(values) - keys, keys - set(values)
+        fields = [f for f in dataclasses.fields(cls) if f.name != "name"]
+        required = {
+            f.name
+            for f in fields
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        }
+        unknown = set(values) - {f.name for f in fields}
+        missing = required - set(values)
         if unknown or missing:
             raise ValueError(
                 f"recipe {name!r} is malformed: unknown keys {sorted(unknown)}, "
                 f"missing keys {sorted(missing)}"
             )
         return cls(name=name, **values)
+
+
+#: RandAugment's magnitude bins (m is one of 0 .. 30) and the most operations a clip gets.
+RANDAUGMENT_BINS, MAX_RANDAUGMENT_OPS = 31, 8
+
+
+def checked_randaugment(value: Any) -> tuple[int, int] | None:
+    """``randaugment`` as (n, m): from a TOML table ``{n = 2, m = 9}``, a pair, or None."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        if set(value) != {"n", "m"}:
+            raise ValueError(f"randaugment={value!r} must have exactly the keys n and m")
+        value = (value["n"], value["m"])
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise ValueError(f"randaugment={value!r} must be (n, m) or {{n = .., m = ..}}")
+    n = checked_int("randaugment n", value[0], 0, MAX_RANDAUGMENT_OPS)
+    m = checked_int("randaugment m", value[1], 0, RANDAUGMENT_BINS - 1)
+    return n, m
 
 
 @dataclass(frozen=True)
@@ -158,9 +183,11 @@ class Recipe(_Fields):
     Clip: ``num_frames`` frames ``stride`` apart from a random window (``sampling="window"``)
     or one frame per equal bin (``"segment"``, SSv2); random-resized-crop of ``scale`` of the
     area with aspect ``ratio`` (w/h) to ``crop_size`` x ``crop_size`` pixels, horizontal
-    ``flip``; normalised by ``mean``/``std`` in 0..255 units (R, G, B). Testing: the frame
-    scaled to ``eval_short_side`` pixels, ``test_clips`` uniform clips x ``test_crops`` (1 or
-    3) crops. ``batch_size`` clips per process; ``num_classes`` of the dataset.
+    ``flip``; normalised by ``mean``/``std`` in 0..255 units (R, G, B); ``randaugment`` (n, m):
+    when training, n RandAugment operations at magnitude bin m (0..30) on every clip, the same
+    for all its frames, after the crop and before mixing (None or n = 0: none). Testing: the
+    frame scaled to ``eval_short_side`` pixels, ``test_clips`` uniform clips x ``test_crops``
+    (1 or 3) crops. ``batch_size`` clips per process; ``num_classes`` of the dataset.
     """
 
     name: str
@@ -179,8 +206,10 @@ class Recipe(_Fields):
     batch_size: int
     num_classes: int
     schedule: Schedule = field(default_factory=Schedule)
+    randaugment: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "randaugment", checked_randaugment(self.randaugment))
         for name in ("scale", "ratio", "mean", "std"):
             layout = ("min", "max") if name in ("scale", "ratio") else ("R", "G", "B")
             object.__setattr__(self, name, _finite_floats(name, getattr(self, name), layout))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -25,7 +25,9 @@ class Clip:
     """One output sample: which video, which frames, which window of the frame.
 
     ``roi_start``/``roi_end`` are (y, x) in input pixels, ends exclusive; a flip is expressed by
-    swapping the x coordinates (DALI's resize mirrors a reversed ROI).
+    swapping the x coordinates (DALI's resize mirrors a reversed ROI). ``augment``: the clip's
+    RandAugment draw, (2, n) int32: the operations' indices into the suite, and whether each
+    one's magnitude is negated (0 / 1); (2, 0) without RandAugment.
     """
 
     item: int
@@ -33,6 +35,7 @@ class Clip:
     frames: np.ndarray  # (T,) int32, frame indices into the file
     roi_start: np.ndarray  # (2,) float32
     roi_end: np.ndarray  # (2,) float32
+    augment: np.ndarray = field(default_factory=lambda: np.zeros((2, 0), np.int32))
 
 
 def window_frames(num_frames: int, length: int, stride: int, start: int) -> np.ndarray:
@@ -129,12 +132,24 @@ class ClipConfig:
     eval_short_side: int
     test_clips: int
     test_crops: int
+    augment_ops: int = 0  # RandAugment operations per clip (0: none)
+    augment_choices: int = 0  # operations in the RandAugment suite
 
     @classmethod
-    def from_recipe(cls, recipe: Recipe, *, train: bool) -> ClipConfig:
-        """The clip fields of ``recipe``; no flip at test time."""
-        values = {f.name: getattr(recipe, f.name) for f in fields(cls) if f.name != "train"}
-        return cls(train=train, **{**values, "flip": recipe.flip and train})
+    def from_recipe(cls, recipe: Recipe, *, train: bool, augment_choices: int = 0) -> ClipConfig:
+        """The clip fields of ``recipe``; no flip and no RandAugment at test time.
+        ``augment_choices``: the size of the RandAugment suite the graph applies."""
+        own = {"train", "augment_ops", "augment_choices"}
+        values = {f.name: getattr(recipe, f.name) for f in fields(cls) if f.name not in own}
+        ops = recipe.randaugment[0] if recipe.randaugment and train else 0
+        if ops and augment_choices < 1:
+            raise ValueError("randaugment needs the size of the suite (augment_choices >= 1)")
+        return cls(
+            train=train,
+            **{**values, "flip": recipe.flip and train},
+            augment_ops=ops,
+            augment_choices=augment_choices if ops else 0,
+        )
 
     @property
     def views_per_video(self) -> int:
@@ -307,7 +322,19 @@ class ClipSampler(EpochSampler):
             frames=(frames + first).astype(np.int32),
             roi_start=np.array([y0, x0], np.float32),
             roi_end=np.array([y1, x1], np.float32),
+            augment=self.augment(epoch, position),
         )
+
+    def augment(self, epoch: int, position: int) -> np.ndarray:
+        """The RandAugment draw of the item at ``position`` (see :class:`Clip`), from its own
+        ``SeedSequence([seed, epoch, position, 2])``: the clip's frames and crop are the same
+        with RandAugment on or off."""
+        cfg = self.config
+        seeds = np.random.SeedSequence([self.seed, epoch, position, 2])
+        rng = np.random.Generator(np.random.PCG64(seeds))
+        ops = rng.integers(0, max(cfg.augment_choices, 1), cfg.augment_ops)
+        signs = rng.integers(0, 2, cfg.augment_ops)
+        return np.stack([ops, signs]).astype(np.int32)
 
 
 class LoaderPosition:

@@ -22,8 +22,9 @@ from ..host_decode import HostDecodeError, decode_clip
 from ..mix import MixParams, VideoMix, apply_mix
 from ..verify import decoder_message
 from .cpu_plugin import crop_resize
-from .ops import apply_dali
+from .ops import apply_dali, normalize
 from .plan import GraphPlan
+from .randaugment import apply_randaugment
 
 DTYPES = {"float32": types.FLOAT, "float16": types.FLOAT16}
 #: A frame index past the decoded bytes is an error, never a black frame: the loader's clips
@@ -80,8 +81,11 @@ def _mix_features(feats: list, rows: list, coef: list, mode: str) -> Any:
     return apply_packed_cupy(cupy.stack(feats), cupy.stack(rows), cupy.stack(coef), mode)
 
 
-def _pipeline_def(batch_size, num_threads, prefetch, device, device_id, seed) -> Callable:
-    """``pipeline_def`` with the settings both graphs share (dynamic executor: zero-copy)."""
+def _pipeline_def(
+    batch_size, num_threads, prefetch, device, device_id, seed, conditionals=False
+) -> Callable:
+    """``pipeline_def`` with the settings both graphs share (dynamic executor: zero-copy);
+    ``conditionals`` for per-sample branches (RandAugment's choice of operation)."""
     return pipeline_def(
         batch_size=batch_size,
         num_threads=num_threads,
@@ -89,6 +93,7 @@ def _pipeline_def(batch_size, num_threads, prefetch, device, device_id, seed) ->
         prefetch_queue_depth=prefetch,
         seed=seed,
         exec_dynamic=True,
+        enable_conditionals=conditionals,
     )
 
 
@@ -128,13 +133,17 @@ def build_pipeline(
     device, names = plan.device, plan.source_outputs
     pipe_batch = plan.pipeline_batch_size(batch_size, num_frames)
 
-    @_pipeline_def(pipe_batch, num_threads, prefetch, device, device_id, seed)
+    @_pipeline_def(
+        pipe_batch, num_threads, prefetch, device, device_id, seed, plan.randaugment is not None
+    )
     def video_pipeline():
         outputs = fn.external_source(
             source=source, num_outputs=len(names) + plan.num_mix_inputs, batch=True
         )
         given, rows = dict(zip(names, outputs)), outputs[len(names) :]
-        roi_start, roi_end, label, index = (given[n] for n in names[-4:])
+        roi_start, roi_end, label, index = (
+            given[n] for n in ("roi_start", "roi_end", "label", "index")
+        )
         if plan.host_decoded:  # the frames, decoded by the source
             video = fn.reshape(given["encoded"], layout="FHWC")
         else:
@@ -145,11 +154,16 @@ def build_pipeline(
         if device == "gpu":  # the target lives where the video does; the index on the host
             label = label.gpu()
         size, norm = (crop_size, crop_size), (mean, std, DTYPES[dtype])
-        if plan.mix_mode is None or plan.pastes_while_resizing:  # one pass on the CPU
+        one_pass = plan.mix_mode is None or plan.pastes_while_resizing
+        if one_pass and plan.randaugment is None:  # one pass on the CPU
             pastes = rows if plan.pastes_while_resizing else ()
             video = crop_resize(video, roi_start, roi_end, size, device, plan.plugin, pastes, norm)
             return video, label, index
         video = crop_resize(video, roi_start, roi_end, size, device, plan.plugin)
+        if plan.randaugment is not None:  # after the crop, before mixing and normalising
+            video = apply_randaugment(video, given["augment"], *plan.randaugment, size)
+        if plan.mix_mode is None:
+            return normalize(video, device, *norm), label, index
         if plan.mixes_with_dali_ops:  # mixup, cutout (pastes without the plugin)
             video = apply_dali(video, rows, plan.mix_mode, mean, std, DTYPES[dtype])
             return video, label, index

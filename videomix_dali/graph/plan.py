@@ -23,7 +23,7 @@ from .ops import PASTE_MODES, dali_batch_size, dali_inputs, num_dali_inputs
 DEVICES = ("cpu", "gpu")
 #: What the host-side source yields per batch, in this order (one array per sample each);
 #: with mixing, :meth:`GraphPlan.encode_mix`'s arrays follow.
-SOURCE_OUTPUTS = ("encoded", "frames", "roi_start", "roi_end", "label", "index")
+SOURCE_OUTPUTS = ("encoded", "frames", "roi_start", "roi_end", "label", "index", "augment")
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,8 @@ class GraphPlan:
     ``device``: ``"cpu"`` or ``"gpu"``. ``host_decoded``: the source yields decoded frames
     (CPU, a codec DALI's CPU decoder lacks) instead of file bytes. ``plugin``: the CPU
     crop/resize plugin is loaded. ``mix_mode`` / ``num_videos``: the VideoMix mode (None: no
-    mixing) and how many videos it mixes.
+    mixing) and how many videos it mixes. ``randaugment``: (n, m) with n >= 1 where every clip
+    gets RandAugment after the crop and before mixing (:mod:`~videomix_dali.graph.randaugment`).
     """
 
     device: str
@@ -41,18 +42,27 @@ class GraphPlan:
     plugin: bool = False
     mix_mode: str | None = None
     num_videos: int = 2
+    randaugment: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise ValueError(f"device={self.device!r} must be 'cpu' or 'gpu'")
         if self.device == "gpu" and (self.host_decoded or self.plugin):
             raise ValueError("host decoding and the CPU plugin are the CPU graph's")
+        if self.randaugment is not None and self.randaugment[0] < 1:
+            raise ValueError(f"randaugment={self.randaugment} must apply n >= 1 operations")
 
     @classmethod
     def choose(
-        cls, device: str, codecs: set[str], mix_mode: str | None = None, num_videos: int = 2
+        cls,
+        device: str,
+        codecs: set[str],
+        mix_mode: str | None = None,
+        num_videos: int = 2,
+        randaugment: tuple[int, int] | None = None,
     ) -> GraphPlan:
-        """The plan for videos of ``codecs`` on ``device``, loading the CPU plugin if needed."""
+        """The plan for videos of ``codecs`` on ``device``, loading the CPU plugin if needed
+        (``randaugment`` with n = 0 applies nothing: no step)."""
         cpu = device == "cpu"
         return cls(
             device=device,
@@ -60,12 +70,14 @@ class GraphPlan:
             plugin=cpu and cpu_plugin.load_plugin() is None,
             mix_mode=mix_mode,
             num_videos=num_videos,
+            randaugment=randaugment if randaugment and randaugment[0] else None,
         )
 
     @property
     def pastes_while_resizing(self) -> bool:
-        """The plugin mixes the batch while it crops and resizes (the paste modes)."""
-        return self.plugin and self.mix_mode in PASTE_MODES
+        """The plugin mixes the batch while it crops and resizes (the paste modes; not where
+        RandAugment must come between the two)."""
+        return self.plugin and self.mix_mode in PASTE_MODES and self.randaugment is None
 
     @property
     def mixes_with_dali_ops(self) -> bool:
@@ -77,8 +89,10 @@ class GraphPlan:
     @property
     def source_outputs(self) -> tuple[str, ...]:
         """``SOURCE_OUTPUTS`` of this graph: decoded on the host, "encoded" holds the frames
-        and there are no frame indices to pass."""
-        return tuple(n for n in SOURCE_OUTPUTS if not (self.host_decoded and n == "frames"))
+        and there are no frame indices to pass; "augment" only with RandAugment."""
+        left_out = {"frames"} if self.host_decoded else set()
+        left_out |= set() if self.randaugment else {"augment"}
+        return tuple(n for n in SOURCE_OUTPUTS if n not in left_out)
 
     @property
     def num_mix_inputs(self) -> int:

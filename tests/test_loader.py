@@ -27,7 +27,7 @@ def dataset(tmp_path_factory):
 def gpu_datasets(request, tmp_path_factory):
     """(VP9 folder for the CPU, folder in the param's codec for the GPU) of the same videos.
 
-    128x128 is NVDEC's VP9 minimum; the CPU backend cannot decode H.264, so it reads the VP9 copy.
+    128x128 is NVDEC's VP9 minimum; the CPU reads the VP9 copy (DALI's own decoder).
     """
     root = tmp_path_factory.mktemp("gpu_videos")
     for seed, (cls, name, n) in enumerate(VIDEOS):

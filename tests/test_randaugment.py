@@ -85,3 +85,17 @@ def test_mixing_comes_after_randaugment_and_labels_stay_exact(tmp_path, mode):
         want = mix_normalize_batch(frames, params, (0.0,) * 3, (1.0,) * 3)
         np.testing.assert_array_equal(mixed_video.numpy(), want)
         np.testing.assert_allclose(target.sum(1).numpy(), 1.0, rtol=1e-6)
+
+
+@pytest.mark.gpu
+def test_gpu_randaugment_applies_the_cpu_graphs_draws(tmp_path):
+    """The same host draws on both backends: the clips differ only by decode and resampling
+    rounding (a wrong operation or a misplaced step would differ by far more)."""
+    for i in range(4):  # 128x128: NVDEC's VP9 minimum
+        write_video(tmp_path / f"c{i % 2}" / f"v{i}.webm", ramp_video(12, 128, 128, i))
+    kw = dict(randaugment=(2, 9), crop_size=64, mix=VideoMix("spatial", seed=7))
+    cpu, _ = batches(tmp_path, **kw)
+    gpu, _ = batches(tmp_path, device="gpu", **kw)
+    for (vc, yc), (vg, yg) in zip(cpu, gpu):
+        assert vg.is_cuda and torch.equal(yc, yg.cpu())
+        assert (vg.cpu() - vc).abs().mean() < 3.0  # 0..255 units

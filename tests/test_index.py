@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from videomix_dali.index import FORMATS, VideoEntry, VideoIndex, read_index
+from videomix_dali.index import FORMATS, VideoEntry, VideoIndex, read_index, stratified_subset
 
 pytestmark = pytest.mark.filterwarnings("error")  # a clean index must not warn
 
@@ -442,3 +443,22 @@ def test_paths_escaping_root_are_rejected(tmp_path):
     bad_label.write_text("label,youtube_id,time_start,time_end\n../../x,a,0,1\n")
     with pytest.raises(ValueError, match=r"k\.csv, line 2: path .* escapes the dataset root"):
         read_index(bad_label)
+
+
+def test_a_stratified_subset_keeps_each_class_share_and_the_class_list(tmp_path):
+    counts = {0: 10, 1: 7, 2: 1}
+    entries = [
+        VideoEntry(tmp_path / f"{c}_{i}.webm", c) for c, n in counts.items() for i in range(n)
+    ]
+    index = VideoIndex(entries, ["a", "b", "c"], source="idx")
+    half = stratified_subset(index, 0.5, seed=0)
+    assert Counter(e.label for e in half.entries) == {0: 5, 1: 4, 2: 1}  # round(3.5) = 4
+    assert half.classes == ["a", "b", "c"] and half.entries == sorted(
+        half.entries, key=index.entries.index
+    )
+    assert stratified_subset(index, 0.5, seed=0) == half  # seeded
+    assert stratified_subset(index, 0.5, seed=1).entries != half.entries
+    assert stratified_subset(index, 1.0, seed=3).entries == index.entries
+    assert read_index(half) is half  # a loader reads it as it is
+    with pytest.raises(ValueError, match=r"fraction=0 must be in \(0, 1\]"):
+        stratified_subset(index, 0, seed=0)

@@ -367,6 +367,7 @@ def _bad_paths(tmp: Path) -> dict[str, Path]:
         (["--weight-decay", "-1"], "argument --weight-decay: must be >= 0, got -1"),
         (["--num-videos", "1"], "argument --num-videos: must be >= 2, got 1"),
         (["--randaugment", "2"], "argument --randaugment: must be N,M (e.g. 2,9), got '2'"),
+        (["--train-fraction", "0"], "argument --train-fraction: must be in (0, 1], got 0"),
         (["--randaugment", "2,31"],
          "argument --randaugment: randaugment m=31 must be an integer in [0, 30]"),
         (["--mix", "spatial", "--num-videos", "9"],

@@ -36,6 +36,7 @@ from . import distributed as dist_utils
 from .arguments import (
     check_dataset,
     existing_file,
+    fraction,
     int_at_least,
     non_negative_float,
     non_negative_int,
@@ -79,6 +80,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=positive_float, default=1.0, help="lambda ~ Beta(alpha, alpha)")
     p.add_argument("--prob", type=probability, default=1.0, help="chance to mix a batch")
     p.add_argument("--num-videos", type=int_at_least(2), default=2)
+    p.add_argument(
+        "--train-fraction",
+        type=fraction,
+        default=1.0,
+        help="train on this seeded, class-stratified share of the training set (Table 12)",
+    )
     p.add_argument(
         "--randaugment",
         type=randaugment,
@@ -164,6 +171,7 @@ def config_from(args: argparse.Namespace, mix: str) -> TrainConfig:
         "prob": args.prob,
         "num_videos": args.num_videos,
         "randaugment": list(args.randaugment) if args.randaugment else None,
+        "train_fraction": args.train_fraction,
         "seed": args.seed,
         "device": args.device,
         "num_threads": args.threads,

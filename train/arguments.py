@@ -17,6 +17,7 @@ __all__ = [
     "check_dataset",
     "existing_dir",
     "existing_file",
+    "fraction",
     "int_at_least",
     "non_negative_float",
     "non_negative_int",
@@ -42,6 +43,14 @@ def int_at_least(low: int) -> Callable[[str], int]:
 
 
 non_negative_int = int_at_least(0)
+
+
+def fraction(text: str) -> float:
+    """A number in (0, 1]."""
+    value = _finite(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
 
 
 def randaugment(text: str) -> tuple[int, int]:

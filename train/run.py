@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from videomix_dali import VideoLoader
-from videomix_dali.index import read_index
+from videomix_dali.index import read_index, stratified_subset
 from videomix_dali.mix import VideoMix
 from videomix_dali.recipes import Schedule, load_recipe
 
@@ -48,6 +48,7 @@ class TrainConfig:
     prob: float = 1.0
     num_videos: int = 2
     randaugment: list[int] | None = None  # (n, m): RandAugment on every training clip
+    train_fraction: float = 1.0  # a seeded, class-stratified share of the training set
     seed: int = 0
     device: str = "auto"
     num_threads: int = 2
@@ -92,8 +93,11 @@ def build_run(cfg: TrainConfig, *, progress: bool = True):
             num_classes=num_classes,
             seed=cfg.seed,
         )
+    data = cfg.data
+    if cfg.train_fraction < 1:
+        data = stratified_subset(read_index(cfg.data), cfg.train_fraction, cfg.seed)
     loader = VideoLoader(
-        cfg.data,
+        data,
         recipe=cfg.recipe,
         device=loader_device,
         train=True,

@@ -33,6 +33,7 @@ in :attr:`VideoIndex.missing` and reported with one warning, never dropped silen
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -44,6 +45,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 __all__ = [
     "FORMATS",
     "HMDB_SPLIT_ARG_RE",
@@ -54,6 +57,7 @@ __all__ = [
     "VideoIndex",
     "detect_format",
     "read_index",
+    "stratified_subset",
 ]
 
 VIDEO_EXTENSIONS: tuple[str, ...] = (".webm", ".mp4", ".mkv", ".avi", ".mov", ".m4v")
@@ -101,6 +105,24 @@ class VideoIndex:
 
     def __len__(self) -> int:
         return len(self.entries)
+
+
+def stratified_subset(index: VideoIndex, fraction: float, seed: int) -> VideoIndex:
+    """``index`` with ``round(fraction * n)`` (at least 1) of the ``n`` videos of each class,
+    drawn per class from ``SeedSequence([seed, class id])``, in the index's order; the class
+    list is kept (a dataset-fraction experiment, the paper's Table 12)."""
+    if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
+        raise ValueError(f"fraction={fraction!r} must be in (0, 1]")
+    keep: set[int] = set()
+    for label in range(len(index.classes)):
+        members = [k for k, e in enumerate(index.entries) if e.label == label]
+        if not members:
+            continue
+        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, label])))
+        count = max(1, round(fraction * len(members)))
+        keep.update(members[k] for k in rng.permutation(len(members))[:count])
+    entries = [e for k, e in enumerate(index.entries) if k in keep]
+    return dataclasses.replace(index, entries=entries, source=f"{index.source} ({fraction:g})")
 
 
 # --------------------------------------------------------------------------------------------
@@ -818,8 +840,9 @@ def read_index(
     """Read a dataset index into a :class:`VideoIndex`.
 
     Args:
-        source: a directory (folder-per-class), an index file, or a list of ``(path, label)``
-            pairs (label: int class id, or class name).
+        source: a directory (folder-per-class), an index file, a list of ``(path, label)``
+            pairs (label: int class id, or class name), or a :class:`VideoIndex` (returned
+            as it is).
         fmt: force the format, one of :data:`FORMATS`; by default it is detected: directory ->
             ``folder``, ``.csv`` -> ``kinetics_csv``, ``.json`` -> ``ssv2_json``, ``.txt`` ->
             ``ucf101`` (``trainlist*``/``testlist*``), ``hmdb51`` (``*_split[123].txt``) or
@@ -843,6 +866,8 @@ def read_index(
         ValueError: unknown ``fmt``; malformed rows, unknown class names and bad labels (naming
             the file and 1-based line); paths escaping ``root``; an index without usable entries.
     """
+    if isinstance(source, VideoIndex):  # read already (e.g. a stratified_subset)
+        return source
     if fmt is not None and fmt not in FORMATS:
         raise ValueError(f"fmt={fmt!r} is not a known index format; use one of {FORMATS}")
     cls = _check_classes(classes)

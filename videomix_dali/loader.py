@@ -164,7 +164,7 @@ class VideoLoader(LoaderPosition):
         if probe_ranks[1] > 1:  # one torch.distributed group: every rank must see this list
             listed = [(str(e.path), e.label, e.start, e.end) for e in self.index.entries]
             digest = hashlib.sha1(json.dumps(listed).encode()).hexdigest()
-            check_ranks_agree(f"indexes of {source}", digest, f"{len(listed)} videos")
+            check_ranks_agree(f"indexes of {self.index.source}", digest, f"{len(listed)} videos")
         self.classes = self.index.classes
         self.skipped: list[tuple[Path, str]] = [(p, "file not found") for p in self.index.missing]
         self.damaged: list[Path] = []  # files skipped at run time (their clips are replaced)

@@ -386,13 +386,33 @@ def test_cli_compare_writes_table_and_predictions(tmp_path, capsys):
     from train.wstal.__main__ import main
 
     out = tmp_path / "out"
-    argv = ["--demo", str(tmp_path / "demo"), "--compare", "none,temporal", "--epochs", "1"]
+    modes = ["none", "temporal", "hide-and-seek"]
+    argv = ["--demo", str(tmp_path / "demo"), "--compare", ",".join(modes), "--epochs", "1"]
     assert main([*argv, "--hidden", "16", "--out", str(out), "--no-progress"]) == 0
     text = capsys.readouterr().out
-    assert "mAP (%) @ IoU" in text and "\nnone " in text and "\ntemporal " in text
-    for m in ("none", "temporal"):
+    assert "mAP (%) @ IoU" in text and all(f"\n{m} " in text for m in modes)
+    for m in modes:
         rows = (out / f"predictions_{m}.csv").read_text().splitlines()
         assert rows[0] == "video_id,label,start,end,score" and len(rows) > 1
     res = json.loads((out / "results.json").read_text())
     assert len(res["temporal"]["ap"]) == 9
     assert main(["--features", str(tmp_path / "nope"), "--annotations", "x.json"]) == 2
+
+
+def test_hide_and_seek_hides_exactly_the_sampled_segments():
+    from videomix_dali.mix.hide import hide_segments, sample_hidden
+
+    rng = np.random.default_rng(4)
+    hidden = sample_hidden(rng, 3, 10, 4, 0.5)  # segments [0, 4), [4, 8), [8, 10)
+    assert hidden.shape == (3, 10) and hidden.any() and not hidden.all()
+    for row in hidden:  # whole segments at a time
+        assert all(len(set(row[a:b])) == 1 for a, b in ((0, 4), (4, 8), (8, 10)))
+    again = sample_hidden(np.random.default_rng(4), 3, 10, 4, 0.5)
+    assert np.array_equal(hidden, again)  # seeded
+    x = torch.arange(3 * 10 * 2, dtype=torch.float32).reshape(3, 10, 2)
+    fill = torch.tensor([-1.0, -2.0])
+    y = hide_segments(x, torch.from_numpy(hidden), fill)
+    assert torch.equal(y[torch.from_numpy(hidden)], fill.expand(int(hidden.sum()), 2))
+    assert torch.equal(y[~torch.from_numpy(hidden)], x[~torch.from_numpy(hidden)])
+    assert torch.equal(x, torch.arange(60, dtype=torch.float32).reshape(3, 10, 2))  # untouched
+    assert not sample_hidden(rng, 2, 5, 2, 0.0).any() and sample_hidden(rng, 2, 5, 2, 1.0).all()

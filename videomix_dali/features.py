@@ -176,6 +176,15 @@ class FeatureDataset:
     def subset(self, name: str) -> FeatureDataset:
         return FeatureDataset(list(self.classes), [v for v in self.videos if v.subset == name])
 
+    def mean_feature(self) -> np.ndarray:
+        """(D,) float32: the mean feature over every position of every video."""
+        total, rows = np.zeros(self.dim, np.float64), 0
+        for v in self.videos:
+            features = np.load(v.path, mmap_mode="r", allow_pickle=False)
+            total += features.sum(axis=0, dtype=np.float64)
+            rows += len(features)
+        return (total / max(rows, 1)).astype(np.float32)
+
     def multi_hot(self) -> np.ndarray:
         """(M, K) float32 video-level labels (1 for every class annotated in the video)."""
         y = np.zeros((len(self.videos), self.num_classes), np.float32)

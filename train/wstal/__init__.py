@@ -13,7 +13,10 @@ from videomix_dali.mix import VideoMix
 
 from .localize import predict, video_accuracy
 from .metrics import IOU_THRESHOLDS, detection_map
-from .model import WSTALNet, fit, wstal_loss
+from .model import HideAndSeek, WSTALNet, fit, wstal_loss
+
+#: Hide-and-Seek's segment, in feature positions (a 16-frame snippet each on THUMOS'14).
+HIDE_SEGMENT = 4
 
 __all__ = [
     "IOU_THRESHOLDS",
@@ -37,15 +40,19 @@ def run_experiment(
     localize: dict[str, Any] | None = None,
     **fit_kwargs: Any,
 ) -> dict[str, Any]:
-    """Train with ``mix`` ("temporal", "mixup" or "none"), localize on ``test``, score it.
+    """Train with ``mix`` ("temporal", "mixup", "hide-and-seek" or "none"), localize on
+    ``test``, score it. Hide-and-Seek (:mod:`videomix_dali.mix.hide`) hides segments of
+    ``HIDE_SEGMENT`` positions with probability 0.5, filled with the training mean feature.
 
     Returns ``{"ap": AP per IoU, "map": mean, "predictions": [...], "accuracy": video
     top-1 accuracy, "train_seconds", "eval_seconds", "losses", "model"}``.
     """
-    vm = None
-    if mix != "none":
+    vm = hide = None
+    if mix == "hide-and-seek":
+        hide = HideAndSeek(HIDE_SEGMENT, 0.5, train.mean_feature())
+    elif mix != "none":
         vm = VideoMix(mode=mix, alpha=alpha, num_classes=train.num_classes, seed=seed)
-    model, stats = fit(train, mix=vm, seed=seed, desc=f"train[{mix}]", **fit_kwargs)
+    model, stats = fit(train, mix=vm, hide=hide, seed=seed, desc=f"train[{mix}]", **fit_kwargs)
     t0 = time.perf_counter()
     preds, probs = predict(
         model,

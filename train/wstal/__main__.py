@@ -47,7 +47,7 @@ PAPER = {
     "batch_size": THUMOS.batch_size,
 }
 DEMO = {"epochs": 40, "hidden": 128, "num_segments": 160, "lr": 1e-3, "batch_size": 16}
-MIX_MODES = ("temporal", "mixup", "none")
+MIX_MODES = ("temporal", "mixup", "hide-and-seek", "none")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,7 +15,7 @@ to 1, each source contributing its share), extended as BaSNet does:
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from videomix_dali.features import FeatureDataset, FeatureLoader
+from videomix_dali.mix.hide import hide_segments, sample_hidden
 
 __all__ = ["WSTALNet", "wstal_loss", "fit"]
 
@@ -81,10 +82,19 @@ def wstal_loss(video_logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return -(q * torch.log_softmax(video_logits, dim=1)).sum(dim=1).mean()
 
 
+class HideAndSeek(NamedTuple):
+    """Hide-and-Seek's settings: segment length (positions), probability, fill (D,)."""
+
+    segment: int
+    prob: float
+    fill: np.ndarray
+
+
 def fit(
     dataset: FeatureDataset,
     *,
     mix: Any = None,
+    hide: HideAndSeek | None = None,
     epochs: int = 60,
     batch_size: int = 16,
     num_positions: int = 750,
@@ -99,8 +109,10 @@ def fit(
 ) -> tuple[WSTALNet, dict[str, Any]]:
     """Train a :class:`WSTALNet` on ``dataset`` (video-level labels only); return it + stats.
 
-    ``mix``: a ``VideoMix`` (temporal) applied inside the DALI graph, or None.  The model
-    init and the loader's order/jitter come from ``seed``.
+    ``mix``: a ``VideoMix`` (temporal) applied inside the DALI graph, or None. ``hide``:
+    Hide-and-Seek on every batch (positions drawn from ``SeedSequence([seed, epoch, step, 3])``,
+    labels unchanged), or None. The model init and the loader's order/jitter come from
+    ``seed``.
     """
     torch.manual_seed(seed)
     model = WSTALNet(
@@ -121,11 +133,19 @@ def fit(
     losses = []
     t0 = time.perf_counter()
     bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)
-    for _ in bar:
+    fill = None if hide is None else torch.as_tensor(hide.fill, device=tdev)
+    for epoch in bar:
         model.train()
         tot = 0.0
-        for b in loader:
-            video_logits, _ = model(b.features)
+        for step, b in enumerate(loader):
+            features = b.features
+            if hide is not None:
+                seeds = np.random.SeedSequence([seed, epoch, step, 3])
+                rng = np.random.Generator(np.random.PCG64(seeds))
+                n, t = features.shape[:2]
+                hidden = sample_hidden(rng, n, t, hide.segment, hide.prob)
+                features = hide_segments(features, torch.from_numpy(hidden).to(tdev), fill)
+            video_logits, _ = model(features)
             loss = wstal_loss(video_logits, b.target)
             opt.zero_grad(set_to_none=True)
             loss.backward()

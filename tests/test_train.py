@@ -368,6 +368,10 @@ def _bad_paths(tmp: Path) -> dict[str, Path]:
         (["--num-videos", "1"], "argument --num-videos: must be >= 2, got 1"),
         (["--randaugment", "2"], "argument --randaugment: must be N,M (e.g. 2,9), got '2'"),
         (["--train-fraction", "0"], "argument --train-fraction: must be in (0, 1], got 0"),
+        (["--stack", "mixup"], "argument --stack: stacks after a first mode: give --mix too"),
+        (["--mix", "spatial", "--stack", "mixup,blur"],
+         "argument --stack: unknown mode(s) ['blur']; choose from spatial, temporal, "
+         "spatiotemporal, perframe, mixup, cutout"),
         (["--randaugment", "2,31"],
          "argument --randaugment: randaugment m=31 must be an integer in [0, 30]"),
         (["--mix", "spatial", "--num-videos", "9"],

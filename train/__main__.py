@@ -38,6 +38,7 @@ from .arguments import (
     existing_file,
     fraction,
     int_at_least,
+    mix_modes,
     non_negative_float,
     non_negative_int,
     output_dir,
@@ -77,6 +78,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=non_negative_float, default=1e-4)
     p.add_argument("--dropout", type=probability, default=0.5)
     p.add_argument("--mix", default="none", choices=list(MODES), help="VideoMix mode")
+    p.add_argument(
+        "--stack",
+        type=mix_modes,
+        default=[],
+        metavar="MODES",
+        help="comma-separated modes applied after --mix, in order (e.g. mixup,cutout)",
+    )
     p.add_argument("--alpha", type=positive_float, default=1.0, help="lambda ~ Beta(alpha, alpha)")
     p.add_argument("--prob", type=probability, default=1.0, help="chance to mix a batch")
     p.add_argument("--num-videos", type=int_at_least(2), default=2)
@@ -172,6 +180,7 @@ def config_from(args: argparse.Namespace, mix: str) -> TrainConfig:
         "num_videos": args.num_videos,
         "randaugment": list(args.randaugment) if args.randaugment else None,
         "train_fraction": args.train_fraction,
+        "stack": list(args.stack),
         "seed": args.seed,
         "device": args.device,
         "num_threads": args.threads,
@@ -313,6 +322,8 @@ def checked_args(argv: list[str] | None) -> argparse.Namespace:
     if args.describe:
         return args
     args.modes = modes_of(p, args)
+    if args.stack and args.mix == "none":
+        p.error("argument --stack: stacks after a first mode: give --mix too")
     check_recipe(p, args, args.modes)
     check_paths(p, args)
     args.resume = resume_path(p, args)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from videomix_dali.index import read_index
+from videomix_dali.mix import MODES
 from videomix_dali.recipes import checked_randaugment
 from videomix_dali.tools.argtypes import positive_int
 
@@ -18,6 +19,7 @@ __all__ = [
     "existing_dir",
     "existing_file",
     "fraction",
+    "mix_modes",
     "int_at_least",
     "non_negative_float",
     "non_negative_int",
@@ -51,6 +53,16 @@ def fraction(text: str) -> float:
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
     return value
+
+
+def mix_modes(text: str) -> list[str]:
+    """Comma-separated mix modes, each one of ``videomix_dali.mix.MODES`` but ``none``."""
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in modes if m not in MODES or m == "none"]
+    if bad or not modes:
+        choices = ", ".join(m for m in MODES if m != "none")
+        raise argparse.ArgumentTypeError(f"unknown mode(s) {bad or text!r}; choose from {choices}")
+    return modes
 
 
 def randaugment(text: str) -> tuple[int, int]:

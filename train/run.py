@@ -12,7 +12,7 @@ import torch
 
 from videomix_dali import VideoLoader
 from videomix_dali.index import read_index, stratified_subset
-from videomix_dali.mix import VideoMix
+from videomix_dali.mix import MixStack, VideoMix
 from videomix_dali.recipes import Schedule, load_recipe
 
 from . import distributed as dist_utils
@@ -49,6 +49,7 @@ class TrainConfig:
     num_videos: int = 2
     randaugment: list[int] | None = None  # (n, m): RandAugment on every training clip
     train_fraction: float = 1.0  # a seeded, class-stratified share of the training set
+    stack: list[str] = field(default_factory=list)  # mix modes applied after `mix`, in order
     seed: int = 0
     device: str = "auto"
     num_threads: int = 2
@@ -85,14 +86,18 @@ def build_run(cfg: TrainConfig, *, progress: bool = True):
     t, tau = loader_frames(model, cfg.num_frames or recipe.num_frames, cfg.stride or recipe.stride)
     mix = None
     if cfg.mix != "none":
-        mix = VideoMix(
-            cfg.mix,
-            alpha=cfg.alpha,
-            prob=cfg.prob,
-            num_videos=cfg.num_videos,
-            num_classes=num_classes,
-            seed=cfg.seed,
-        )
+        stages = [
+            VideoMix(
+                mode,
+                alpha=cfg.alpha,
+                prob=cfg.prob,
+                num_videos=cfg.num_videos,
+                num_classes=num_classes,
+                seed=cfg.seed + k,  # each stage its own draws
+            )
+            for k, mode in enumerate([cfg.mix, *cfg.stack])
+        ]
+        mix = MixStack(*stages) if cfg.stack else stages[0]
     data = cfg.data
     if cfg.train_fraction < 1:
         data = stratified_subset(read_index(cfg.data), cfg.train_fraction, cfg.seed)
@@ -153,7 +158,8 @@ def run(
         path = ckpt_path if resume == "auto" else Path(resume)
         state = load_checkpoint(path)
         saved = state["config"]
-        for key in ("model", "width", "recipe", "mix", "alpha", "prob", "seed", "batch_size"):
+        keys = ("model", "width", "recipe", "mix", "stack", "alpha", "prob", "seed", "batch_size")
+        for key in (*keys, "randaugment", "train_fraction"):
             if saved.get(key) != asdict(cfg).get(key):
                 raise SystemExit(
                     f"--resume {path}: {key}={saved.get(key)!r} in the checkpoint but "

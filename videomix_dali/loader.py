@@ -22,7 +22,7 @@ from .graph.randaugment import suite as randaugment_suite
 from .handoff import to_torch
 from .host_decode import HostDecoder
 from .index import VideoIndex, read_index
-from .mix import VideoMix, mix_labels
+from .mix import MixStack, VideoMix, mix_labels
 from .probe import ProbeError, VideoInfo, nvdec_unusable_reason
 from .probe_cache import probe_videos
 from .recipes import Recipe, checked_int, resolve_recipe
@@ -86,7 +86,9 @@ class VideoLoader(LoaderPosition):
             DALI's CPU decoder lacks with PyAV).
         prefetch: batches DALI prepares ahead of the consumer (1 to ``MAX_PREFETCH``).
         return_index: also yield each sample's dataset index.
-        mix: a ``VideoMix`` applied to every batch inside the pipeline, after the crop.
+        mix: a ``VideoMix`` applied to every batch inside the pipeline, after the crop, or a
+            ``MixStack`` of several applied in order (its later stages on the normalised
+            batch).
         fmt, root: index format and root of relative paths (see ``read_index``).
         progress: show a progress bar while probing the files.
         verify: ``"decode"`` decodes every usable file once before the first batch (cached
@@ -127,7 +129,7 @@ class VideoLoader(LoaderPosition):
         num_threads: int = 2,
         prefetch: int = 2,
         return_index: bool = False,
-        mix: VideoMix | None = None,
+        mix: VideoMix | MixStack | None = None,
         fmt: str | None = None,
         root: str | Path | None = None,
         progress: bool = True,
@@ -156,8 +158,8 @@ class VideoLoader(LoaderPosition):
         self.num_threads = checked_int("num_threads", num_threads, 1)
         self.prefetch = prefetch
         self.return_index = return_index
-        if mix is not None and not isinstance(mix, VideoMix):
-            raise ValueError(f"mix={mix!r} must be a videomix_dali.mix.VideoMix or None")
+        if mix is not None and not isinstance(mix, (VideoMix, MixStack)):
+            raise ValueError(f"mix={mix!r} must be a VideoMix, a MixStack or None")
         self.mix = mix
 
         self.index: VideoIndex = read_index(source, fmt=fmt, root=root)
@@ -291,7 +293,8 @@ class VideoLoader(LoaderPosition):
             raise ValueError(f"no usable videos in {self.index.source}:\n{reasons}")
         mix = (self.mix.mode, self.mix.num_videos) if self.mix else (None, 2)
         augment = self.recipe.randaugment if self.train else None
-        self.plan = GraphPlan.choose(self.device, codecs, *mix, augment)
+        later = tuple(s.mode for s in self.mix.stages[1:]) if isinstance(self.mix, MixStack) else ()
+        self.plan = GraphPlan.choose(self.device, codecs, *mix, augment, later)
         if self.uncut:
             log.warning(
                 "%d of %d videos cannot be cut at keyframes, so each of their clips decodes the "
@@ -372,7 +375,10 @@ class VideoLoader(LoaderPosition):
         if self.mix is not None:
             t, crop = self.recipe.num_frames, self.recipe.crop_size
             params = self.mix.sample((len(clips), 3, t, crop, crop), step=epoch * len(self) + step)
-            labels = mix_labels(labels, params, self.num_classes, self.mix.label_smoothing)
+            if isinstance(self.mix, MixStack):
+                labels = self.mix.labels(labels, params, self.num_classes)
+            else:
+                labels = mix_labels(labels, params, self.num_classes, self.mix.label_smoothing)
         arrays = {
             "encoded": encoded,
             "frames": frames,

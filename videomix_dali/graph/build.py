@@ -11,11 +11,13 @@ twin applied to the resized clips.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from nvidia.dali import fn, pipeline_def, types
+from nvidia.dali.data_node import DataNode
 from nvidia.dali.pipeline import Pipeline
 
 from ..host_decode import HostDecodeError, decode_clip
@@ -27,6 +29,7 @@ from .plan import GraphPlan
 from .randaugment import apply_randaugment
 
 DTYPES = {"float32": types.FLOAT, "float16": types.FLOAT16}
+_DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
 #: A frame index past the decoded bytes is an error, never a black frame: the loader's clips
 #: only ask for frames the probe counted, so one past the end means the probe and the file
 #: disagree (the file then fails alone and is skipped with DALI's message).
@@ -70,7 +73,8 @@ def mix_step(
 
 
 def _mix_features(feats: list, rows: list, coef: list, mode: str) -> Any:
-    """(N, T, D) of the N (T, D) sequences, mixed (NumPy or CuPy, as they arrive)."""
+    """The N samples (feature sequences (T, D), or normalised clips (C, T, H, W)) stacked and
+    mixed with the packed params (NumPy or CuPy, as they arrive)."""
     if isinstance(feats[0], np.ndarray):
         x = np.stack(feats)
         return apply_mix(x, MixParams.unpack(rows, coef, mode=mode, shape=tuple(x.shape)))
@@ -141,6 +145,7 @@ def build_pipeline(
             source=source, num_outputs=len(names) + plan.num_mix_inputs, batch=True
         )
         given, rows = dict(zip(names, outputs)), outputs[len(names) :]
+        rows, later = rows[: plan.num_first_mix_inputs], rows[plan.num_first_mix_inputs :]
         roi_start, roi_end, label, index = (
             given[n] for n in ("roi_start", "roi_end", "label", "index")
         )
@@ -154,33 +159,55 @@ def build_pipeline(
         if device == "gpu":  # the target lives where the video does; the index on the host
             label = label.gpu()
         size, norm = (crop_size, crop_size), (mean, std, DTYPES[dtype])
-        one_pass = plan.mix_mode is None or plan.pastes_while_resizing
-        if one_pass and plan.randaugment is None:  # one pass on the CPU
-            pastes = rows if plan.pastes_while_resizing else ()
-            video = crop_resize(video, roi_start, roi_end, size, device, plan.plugin, pastes, norm)
-            return video, label, index
-        video = crop_resize(video, roi_start, roi_end, size, device, plan.plugin)
-        if plan.randaugment is not None:  # after the crop, before mixing and normalising
-            video = apply_randaugment(video, given["augment"], *plan.randaugment, size)
-        if plan.mix_mode is None:
-            return normalize(video, device, *norm), label, index
-        if plan.mixes_with_dali_ops:  # mixup, cutout (pastes without the plugin)
-            video = apply_dali(video, rows, plan.mix_mode, mean, std, DTYPES[dtype])
-            return video, label, index
-        rows = [r.gpu() for r in rows]  # the whole batch, after the crop, (T, H, W, C) uint8
-        video = fn.python_function(
-            video,
-            *rows,
-            function=mix_step(plan.mix_mode, mean, std, dtype),
-            batch_processing=True,
-            num_outputs=1,
-            device=device,
-        )
+        video = _first_stages(video, roi_start, roi_end, rows, given, plan, size, norm)
+        for mode, (r, c) in zip(plan.then_modes, zip(later[::2], later[1::2])):
+            if device == "gpu":
+                r, c = r.gpu(), c.gpu()
+            video = fn.python_function(
+                video,
+                r,
+                c,
+                function=functools.partial(_apply_packed, mode=mode),
+                batch_processing=True,
+                num_outputs=1,
+                device=device,
+            )
         return video, label, index
 
     pipe = video_pipeline()
     pipe.build()
     return pipe
+
+
+def _first_stages(video, roi_start, roi_end, rows, given, plan, size, norm) -> DataNode:
+    """Crop/flip/resize, RandAugment, the first mixing stage and normalising: (N,) clips
+    (C, T, H, W) normalised ``norm[2]`` (see :func:`build_pipeline`)."""
+    device, mean, std, dtype = plan.device, *norm
+    one_pass = plan.mix_mode is None or plan.pastes_while_resizing
+    if one_pass and plan.randaugment is None:  # one pass on the CPU
+        pastes = rows if plan.pastes_while_resizing else ()
+        return crop_resize(video, roi_start, roi_end, size, device, plan.plugin, pastes, norm)
+    video = crop_resize(video, roi_start, roi_end, size, device, plan.plugin)
+    if plan.randaugment is not None:  # after the crop, before mixing and normalising
+        video = apply_randaugment(video, given["augment"], *plan.randaugment, size)
+    if plan.mix_mode is None:
+        return normalize(video, device, *norm)
+    if plan.mixes_with_dali_ops:  # mixup, cutout (pastes without the plugin)
+        return apply_dali(video, rows, plan.mix_mode, mean, std, dtype)
+    return fn.python_function(  # the whole batch, after the crop, (T, H, W, C) uint8
+        video,
+        *(r.gpu() for r in rows),
+        function=mix_step(plan.mix_mode, mean, std, _DTYPE_NAMES[dtype]),
+        batch_processing=True,
+        num_outputs=1,
+        device=device,
+    )
+
+
+def _apply_packed(samples: list, rows: list, coef: list, mode: str) -> list:
+    """A later stage of a MixStack on the normalised batch: NumPy (CPU) or CuPy (GPU)
+    per-sample lists in, the same out (:func:`_mix_features` for any sample shape)."""
+    return list(_mix_features(samples, rows, coef, mode))
 
 
 def build_feature_pipeline(

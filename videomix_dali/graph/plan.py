@@ -35,6 +35,8 @@ class GraphPlan:
     crop/resize plugin is loaded. ``mix_mode`` / ``num_videos``: the VideoMix mode (None: no
     mixing) and how many videos it mixes. ``randaugment``: (n, m) with n >= 1 where every clip
     gets RandAugment after the crop and before mixing (:mod:`~videomix_dali.graph.randaugment`).
+    ``then_modes``: the modes of a :class:`~videomix_dali.mix.MixStack`'s later stages, applied
+    in order to the normalised batch after the first stage.
     """
 
     device: str
@@ -43,12 +45,15 @@ class GraphPlan:
     mix_mode: str | None = None
     num_videos: int = 2
     randaugment: tuple[int, int] | None = None
+    then_modes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise ValueError(f"device={self.device!r} must be 'cpu' or 'gpu'")
         if self.device == "gpu" and (self.host_decoded or self.plugin):
             raise ValueError("host decoding and the CPU plugin are the CPU graph's")
+        if self.then_modes and self.mix_mode is None:
+            raise ValueError("later mixing stages need a first one (mix_mode)")
         if self.randaugment is not None and self.randaugment[0] < 1:
             raise ValueError(f"randaugment={self.randaugment} must apply n >= 1 operations")
 
@@ -60,6 +65,7 @@ class GraphPlan:
         mix_mode: str | None = None,
         num_videos: int = 2,
         randaugment: tuple[int, int] | None = None,
+        then_modes: tuple[str, ...] = (),
     ) -> GraphPlan:
         """The plan for videos of ``codecs`` on ``device``, loading the CPU plugin if needed
         (``randaugment`` with n = 0 applies nothing: no step)."""
@@ -71,6 +77,7 @@ class GraphPlan:
             mix_mode=mix_mode,
             num_videos=num_videos,
             randaugment=randaugment if randaugment and randaugment[0] else None,
+            then_modes=tuple(then_modes),
         )
 
     @property
@@ -95,21 +102,40 @@ class GraphPlan:
         return tuple(n for n in SOURCE_OUTPUTS if n not in left_out)
 
     @property
-    def num_mix_inputs(self) -> int:
-        """Arrays per sample :meth:`encode_mix` yields."""
+    def num_first_mix_inputs(self) -> int:
+        """Arrays per sample :meth:`encode_mix` yields for the first (or only) stage."""
         if self.mix_mode is None:
             return 0
         return num_dali_inputs(self.mix_mode, self.num_videos) if self.device == "cpu" else 2
 
-    def encode_mix(self, params: MixParams) -> tuple[list[np.ndarray], ...]:
-        """The mixing inputs the source yields after ``source_outputs``, per sample: on the CPU
-        the small arrays of DALI's operators and the plugin
-        (:func:`~videomix_dali.graph.ops.dali_inputs`), on the GPU the packed params
-        (rows, coef) the CuPy kernel reads as they are."""
+    @property
+    def num_mix_inputs(self) -> int:
+        """Arrays per sample :meth:`encode_mix` yields: the first stage's, then (rows, coef)
+        of each later stage."""
+        return self.num_first_mix_inputs + 2 * len(self.then_modes)
+
+    def encode_mix(self, params: MixParams | list[MixParams]) -> tuple[list[np.ndarray], ...]:
+        """The mixing inputs the source yields after ``source_outputs``, per sample: for the
+        first stage, on the CPU the small arrays of DALI's operators and the plugin
+        (:func:`~videomix_dali.graph.ops.dali_inputs`), on the GPU the packed params (rows,
+        coef) the CuPy kernel reads as they are; for each later stage its packed params."""
+        first, *later = params if isinstance(params, list) else [params]
+        if len(later) != len(self.then_modes):
+            raise ValueError(f"{1 + len(later)} stages of params for a plan of {self.stages}")
         if self.device == "cpu":
-            return dali_inputs(params)
-        rows, coef = params.pack()
-        return list(rows), list(coef)
+            out = tuple(dali_inputs(first))
+        else:
+            rows, coef = first.pack()
+            out = (list(rows), list(coef))
+        for p in later:
+            rows, coef = p.pack()
+            out += (list(rows), list(coef))
+        return out
+
+    @property
+    def stages(self) -> int:
+        """Mixing stages of this graph."""
+        return (self.mix_mode is not None) + len(self.then_modes)
 
     def pipeline_batch_size(self, batch_size: int, num_frames: int) -> int:
         """The pipeline's maximum batch size: DALI's paste operator works per frame, so the

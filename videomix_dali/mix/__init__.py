@@ -7,12 +7,13 @@ One seeded sampler (:func:`sample_mix_params` / :meth:`VideoMix.sample`) draws a
 """
 
 from .labels import mix_labels
-from .op import VideoMix, apply_mix, mix_normalize_batch
+from .op import MixStack, VideoMix, apply_mix, mix_normalize_batch
 from .params import MODES, MixParams, sample_mix_params
 
 __all__ = [
     "MODES",
     "MixParams",
+    "MixStack",
     "VideoMix",
     "apply_mix",
     "mix_labels",

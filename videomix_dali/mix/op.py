@@ -218,6 +218,67 @@ class VideoMix:
         return self.apply(x, y, self.sample(tuple(arr.shape), step=step))
 
 
+class MixStack:
+    """Several mixing ops applied to a batch one after the other, e.g. VideoMix, then Mixup,
+    then Cutout (the paper's Table 13 stacks them): each stage draws its own params from its
+    own seed, and the soft labels are mixed stage by stage with the exact rules of each (Mixup
+    after a paste blends the pasted soft targets; Cutout leaves them). Label smoothing is the
+    first stage's, applied once.
+    """
+
+    def __init__(self, *stages: VideoMix) -> None:
+        if len(stages) < 2 or not all(isinstance(s, VideoMix) for s in stages):
+            raise ValueError(f"MixStack needs two or more VideoMix stages, got {stages!r}")
+        if any(s.mode == "none" for s in stages):
+            raise ValueError("a MixStack stage cannot have mode='none'")
+        if any(s.label_smoothing for s in stages[1:]):
+            raise ValueError("label_smoothing belongs to the first stage only (applied once)")
+        classes = {s.num_classes for s in stages} - {None}
+        if len(classes) > 1:
+            raise ValueError(f"the stages disagree on num_classes: {sorted(classes)}")
+        self.stages = tuple(stages)
+        self.num_classes = classes.pop() if classes else None
+
+    def __repr__(self) -> str:
+        return f"MixStack({', '.join(map(repr, self.stages))})"
+
+    @property
+    def mode(self) -> str:
+        """The first stage's mode (the graph's main mixing step)."""
+        return self.stages[0].mode
+
+    @property
+    def num_videos(self) -> int:
+        return self.stages[0].num_videos
+
+    @property
+    def label_smoothing(self) -> float:
+        return self.stages[0].label_smoothing
+
+    def sample(self, shape: tuple[int, ...], *, step: int | None = None) -> list[MixParams]:
+        """Each stage's params for one batch of ``shape`` (see :meth:`VideoMix.sample`)."""
+        return [s.sample(shape, step=step) for s in self.stages]
+
+    def labels(self, y: Any, params: list[MixParams], num_classes: int | None = None) -> Any:
+        """Soft labels (N, K) float32 after every stage, of ``y``'s type and device."""
+        y = mix_labels(y, params[0], num_classes or self.num_classes, self.label_smoothing)
+        for p in params[1:]:
+            y = mix_labels(y, p)
+        return y
+
+    def apply(self, x: Any, y: Any, params: list[MixParams]) -> tuple[Any, Any]:
+        """Pure: ``(x mixed by every stage in order, soft labels or None)``."""
+        for p in params:
+            x = apply_mix(x, p)
+        return x, None if y is None else self.labels(y, params)
+
+    def __call__(self, x: Any, y: Any, *, step: int | None = None) -> tuple[Any, Any]:
+        arr, _, _ = unwrap_array(x, "x")
+        for s in self.stages:
+            _check_x(arr, s.mode)
+        return self.apply(x, y, self.sample(tuple(arr.shape), step=step))
+
+
 def _check_x(arr: Any, mode: str) -> None:
     if arr.ndim == 5:
         N, C, T, H, W = arr.shape

@@ -47,7 +47,14 @@ from .arguments import (
     probability,
     randaugment,
 )
-from .experiment import ABLATION_MODES, format_table, plot_summary, run_grid, write_json
+from .experiment import (
+    ABLATION_MODES,
+    AUGMENT_ROWS,
+    format_table,
+    plot_summary,
+    run_grid,
+    write_json,
+)
 from .models import available_models, build_model, describe, loader_frames
 from .run import TrainConfig, finished_run, run
 
@@ -208,6 +215,14 @@ def print_describe(args: argparse.Namespace) -> None:
     print(f"  test views per video ({args.recipe}): {views}")
 
 
+def row_config(args: argparse.Namespace, row: str) -> TrainConfig:
+    """The run of one row of a comparison: a mix mode, or one of ``AUGMENT_ROWS``."""
+    if row not in AUGMENT_ROWS:
+        return config_from(args, row)
+    settings = AUGMENT_ROWS[row]
+    return replace(config_from(args, settings["mix"]), **settings)
+
+
 def compare(args: argparse.Namespace, modes: list[str], *, ablation: bool = False) -> dict:
     """Train every mode with ``args.seeds`` seeds from ``args.seed`` (default 1, ablation 3;
     same model and budget), print top-1 mean ± std per test split and the verdicts, write the
@@ -217,7 +232,7 @@ def compare(args: argparse.Namespace, modes: list[str], *, ablation: bool = Fals
     seeds = [args.seed + i for i in range(num_seeds)]
 
     def train_one(mode: str, seed: int) -> dict[str, Any]:
-        cfg = replace(config_from(args, mode), seed=seed)
+        cfg = replace(row_config(args, mode), seed=seed)
         out = base / mode / f"seed{seed}"
         splits = [Path(v).name for v in cfg.val]
         done = finished_run(cfg, out)
@@ -264,9 +279,10 @@ def modes_of(p: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
             p.error("argument --seeds: needs --compare or --ablation")
         return [args.mix]
     modes = [m.strip() for m in args.compare.split(",") if m.strip()]
-    unknown = [m for m in modes if m not in MODES]
+    unknown = [m for m in modes if m not in MODES and m not in AUGMENT_ROWS]
     if unknown or not modes:
-        p.error(f"argument --compare: unknown mode(s) {unknown}; choose from {', '.join(MODES)}")
+        choices = ", ".join([*MODES, *AUGMENT_ROWS])
+        p.error(f"argument --compare: unknown mode(s) {unknown}; choose from {choices}")
     return modes
 
 

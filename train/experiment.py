@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 __all__ = [
     "ABLATION_MODES",
+    "AUGMENT_ROWS",
     "format_table",
     "machine",
     "mean_std",
@@ -33,7 +34,14 @@ __all__ = [
     "write_json",
 ]
 
-#: the paper's Tables 2, 3 and 6 in miniature: the VideoMix variants and the image baselines
+#: Rows that are not one mix mode: the run's settings besides ``mix`` (the paper's Table 2
+#: RandAugment row, M = 9, and Table 13's stack of everything).
+AUGMENT_ROWS: dict[str, dict[str, Any]] = {
+    "randaugment": {"mix": "none", "randaugment": [2, 9]},
+    "stacked": {"mix": "spatial", "stack": ["mixup", "cutout"], "randaugment": [2, 9]},
+}
+#: the paper's Tables 2, 3, 6 and 13 in miniature: the VideoMix variants, the image baselines,
+#: RandAugment and all of them stacked
 ABLATION_MODES: tuple[str, ...] = (
     "none",
     "spatial",
@@ -42,6 +50,7 @@ ABLATION_MODES: tuple[str, ...] = (
     "perframe",
     "mixup",
     "cutout",
+    *AUGMENT_ROWS,
 )
 
 

@@ -35,7 +35,8 @@ _DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
 #: disagree (the file then fails alone and is skipped with DALI's message).
 NO_PAD = "none"
 
-# The same for feature sequences (the packed MixParams follow with mixing).
+# What the feature-sequence source yields per batch, in this order (with mixing, the packed
+# MixParams follow).
 FEATURE_SOURCE_OUTPUTS = ("features", "target", "index", "length")
 
 

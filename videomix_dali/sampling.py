@@ -330,9 +330,11 @@ class ClipSampler(EpochSampler):
         ``SeedSequence([seed, epoch, position, 2])``: the clip's frames and crop are the same
         with RandAugment on or off."""
         cfg = self.config
+        if not cfg.augment_ops:
+            return np.zeros((2, 0), np.int32)
         seeds = np.random.SeedSequence([self.seed, epoch, position, 2])
         rng = np.random.Generator(np.random.PCG64(seeds))
-        ops = rng.integers(0, max(cfg.augment_choices, 1), cfg.augment_ops)
+        ops = rng.integers(0, cfg.augment_choices, cfg.augment_ops)
         signs = rng.integers(0, 2, cfg.augment_ops)
         return np.stack([ops, signs]).astype(np.int32)
 

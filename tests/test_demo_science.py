@@ -116,7 +116,7 @@ def test_ablation_writes_a_chart_that_agrees_with_its_json(demo, tmp_path, monke
     """Training is replaced by made-up scores; what is checked is what is written."""
 
     def fake_run(cfg: TrainConfig, out, **kw):
-        base = 10.0 * cli.ABLATION_MODES.index(cfg.mix) + cfg.seed
+        base = 10.0 * cli.ABLATION_MODES.index(cfg.mix) + 100.0 * bool(cfg.randaugment) + cfg.seed
         return {"test_biased": _Top1(base + 1.0), "test_debiased": _Top1(base / 2)}
 
     drawn = []
@@ -127,7 +127,7 @@ def test_ablation_writes_a_chart_that_agrees_with_its_json(demo, tmp_path, monke
     saved = json.loads((tmp_path / "ablation.json").read_text())
     assert saved["modes"] == list(cli.ABLATION_MODES) and saved["seeds"] == [0, 1, 2]
     assert (tmp_path / "ablation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(drawn) == 7 * 2
+    assert len(drawn) == len(cli.ABLATION_MODES) * 2 == 9 * 2  # 7 modes, 2 augment rows
     for mode, split, height, err in drawn:
         stat = saved["summary"][mode][split]
         assert height == pytest.approx(stat["mean"], abs=1e-9)

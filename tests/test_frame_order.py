@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from test_remux import CASES, FPS, GOP, HEIGHT, NUM_FRAMES, WIDTH, frames
+from test_remux import CASES, GOP, HEIGHT, NUM_FRAMES, encode
 
 from videomix_dali.cuts import clip_bytes
 from videomix_dali.probe import presentation_order, probe_video
@@ -48,20 +48,6 @@ def test_a_keyframe_with_leading_pictures_is_not_safe():
     assert presentation_order([Packet(b"", None)], "h264") == "packets without timestamps"
 
 
-def encode_mkv(path: Path, name: str) -> Path:
-    """:func:`test_remux.frames` as ``CASES[name]`` into a Matroska file whose clusters start at
-    every keyframe (the muxer's DASH mode)."""
-    case = CASES[name]
-    with av.open(str(path), "w", format="matroska", options={"dash": "1"}) as container:
-        stream = container.add_stream(case.codec, rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.options = case.options
-        for frame in frames(NUM_FRAMES):
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-    return path
-
-
 def decoded(source: Path | np.ndarray) -> np.ndarray:
     """Every frame PyAV shows, as (F, H, W) luma."""
     f = io.BytesIO(source.tobytes()) if isinstance(source, np.ndarray) else str(source)
@@ -73,7 +59,7 @@ def decoded(source: Path | np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("name", ["h264 b-frames", "h264 open gop", "hevc x265 (CRA)"])
 def test_matroska_clips_show_the_frames_a_full_decode_shows(tmp_path, name):
-    path = encode_mkv(tmp_path / "v.mkv", name)
+    path = encode(tmp_path / "v.mkv", CASES[name], {"dash": "1"})  # a cluster at each keyframe
     info = probe_video(path)
     whole = decoded(path)
     assert info.num_frames == len(whole) == NUM_FRAMES

@@ -63,13 +63,13 @@ def frames(num: int) -> np.ndarray:
     return np.clip(rgb, 0, 255).astype(np.uint8)
 
 
-def encode(path: Path, case: Case) -> Path:
-    """Encode :func:`frames` into the MP4 ``path`` as ``case`` says."""
+def encode(path: Path, case: Case, muxer_options: dict[str, str] | None = None) -> Path:
+    """Encode :func:`frames` into ``path`` (the container its suffix names) as ``case`` says."""
     try:
         av.codec.Codec(case.codec, "w")
     except av.codec.codec.UnknownCodecError:
         pytest.skip(f"PyAV's FFmpeg has no {case.codec} encoder")
-    with av.open(str(path), "w") as container:
+    with av.open(str(path), "w", options=muxer_options or {}) as container:
         stream = container.add_stream(case.codec, rate=FPS)
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
         stream.options = case.options

@@ -60,7 +60,7 @@ def mix_step(
 
     def step(frames: list, rows: list, coef: list) -> list:
         if frames[0].ndim == 2:
-            return list(_mix_features(frames, rows, coef, mode))
+            return list(_mix_samples(frames, rows, coef, mode))
         import cupy
 
         from ..mix.apply_cupy import mix_normalize_packed_cupy
@@ -73,7 +73,7 @@ def mix_step(
     return step
 
 
-def _mix_features(feats: list, rows: list, coef: list, mode: str) -> Any:
+def _mix_samples(feats: list, rows: list, coef: list, mode: str) -> Any:
     """The N samples (feature sequences (T, D), or normalised clips (C, T, H, W)) stacked and
     mixed with the packed params (NumPy or CuPy, as they arrive)."""
     if isinstance(feats[0], np.ndarray):
@@ -207,8 +207,8 @@ def _first_stages(video, roi_start, roi_end, rows, given, plan, size, norm) -> D
 
 def _apply_packed(samples: list, rows: list, coef: list, mode: str) -> list:
     """A later stage of a MixStack on the normalised batch: NumPy (CPU) or CuPy (GPU)
-    per-sample lists in, the same out (:func:`_mix_features` for any sample shape)."""
-    return list(_mix_features(samples, rows, coef, mode))
+    per-sample lists in, the same out (:func:`_mix_samples` for any sample shape)."""
+    return list(_mix_samples(samples, rows, coef, mode))
 
 
 def build_feature_pipeline(

@@ -14,13 +14,13 @@ from train.wstal.model import WSTALNet, topk_mean, wstal_loss
 from videomix_dali.features import (
     FeatureLoader,
     load_feature_dataset,
-    make_demo_features,
     normalize_targets,
     positions_to_seconds,
     sample_positions,
     segment_seconds,
 )
 from videomix_dali.mix import VideoMix
+from videomix_dali.tools.demo_features import make_demo_features
 
 # --------------------------------------------------------------------------- detection_map
 

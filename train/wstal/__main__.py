@@ -21,9 +21,9 @@ from videomix_dali.features import (
     SUBSETS,
     FeatureDataset,
     load_feature_dataset,
-    make_demo_features,
 )
 from videomix_dali.recipes import load_recipe
+from videomix_dali.tools.demo_features import make_demo_features
 
 from ..arguments import (
     existing_dir,

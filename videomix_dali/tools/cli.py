@@ -36,7 +36,7 @@ def cmd_bench_data(args: argparse.Namespace) -> None:
 
 
 def cmd_demo_features(args: argparse.Namespace) -> None:
-    from ..features import make_demo_features
+    from .demo_features import make_demo_features
 
     root = make_demo_features(args.dir, seed=args.seed)
     print(f"demo features ready in {root}")

@@ -48,19 +48,15 @@ def mix_step(
 ) -> Callable[[list, list, list], list]:
     """The batch function of the in-graph mixing step (``fn.python_function``).
 
-    Gets per-sample lists: GPU clips (T, H, W, C) uint8 (CuPy) or feature sequences (T, D)
-    float32 (NumPy on CPU, CuPy on GPU), and the packed params rows (R,) int32 and coef (K,)
-    float64 of :meth:`MixParams.pack`. Returns per-sample normalized (C, T, H, W) ``dtype``
-    clips (with ``mean``/``std``, 0..255 units), or the mixed (T, D) sequences as they are.
-    For clips the packed params go to the kernel as they arrive (stacked on the device, no
-    host round trip); CPU clips are mixed by DALI's own operators instead (``apply_dali``).
-    Feature sequences are mixed the same way: on the GPU by the kernel from the packed
-    params as they arrive, on the CPU by the NumPy twin.
+    Gets per-sample lists: GPU clips (T, H, W, C) uint8 (CuPy) and the packed params rows
+    (R,) int32 and coef (K,) float64 of :meth:`MixParams.pack`. Returns per-sample normalized
+    (C, T, H, W) ``dtype`` clips (with ``mean``/``std``, 0..255 units). The packed params go
+    to the kernel as they arrive (stacked on the device, no host round trip); CPU clips are
+    mixed by DALI's own operators instead (``apply_dali``), feature sequences and a
+    MixStack's later stages by :func:`_apply_packed`.
     """
 
     def step(frames: list, rows: list, coef: list) -> list:
-        if frames[0].ndim == 2:
-            return list(_mix_samples(frames, rows, coef, mode))
         import cupy
 
         from ..mix.apply_cupy import mix_normalize_packed_cupy
@@ -206,8 +202,9 @@ def _first_stages(video, roi_start, roi_end, rows, given, plan, size, norm) -> D
 
 
 def _apply_packed(samples: list, rows: list, coef: list, mode: str) -> list:
-    """A later stage of a MixStack on the normalised batch: NumPy (CPU) or CuPy (GPU)
-    per-sample lists in, the same out (:func:`_mix_samples` for any sample shape)."""
+    """Feature sequences, or a MixStack's later stage on the normalised clips, mixed with the
+    packed params: NumPy (CPU, the twin) or CuPy (GPU, the kernel) per-sample lists in, the
+    same out."""
     return list(_mix_samples(samples, rows, coef, mode))
 
 
@@ -248,7 +245,7 @@ def build_feature_pipeline(
             feats = fn.python_function(
                 feats,
                 *rows,
-                function=mix_step(mix.mode),
+                function=functools.partial(_apply_packed, mode=mix.mode),
                 batch_processing=True,
                 num_outputs=1,
                 device=device,

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .cuts import clip_bytes
-from .graph.build import DTYPES, build_pipeline, clip_decode_error
+from .graph.build import DTYPES, PLACEHOLDER, build_pipeline, clip_decode_error
 from .graph.plan import GraphPlan
 from .graph.randaugment import suite as randaugment_suite
 from .handoff import to_torch
@@ -38,6 +38,8 @@ SHORT_VIDEO_POLICIES = ("pad", "skip")
 #: Most batches DALI may prepare ahead: it prepares all of them before it returns the first,
 #: and holds each in memory (2 to 4 hide the decode time's jitter).
 MAX_PREFETCH = 16
+#: The frame indices of a sample that does not decode (it takes its run's decode).
+PLACEHOLDER_FRAMES = np.zeros(1, np.int32)
 
 
 def _frame_range(entry, info: VideoInfo) -> tuple[int, int]:
@@ -187,11 +189,17 @@ class VideoLoader(LoaderPosition):
                 f"num_shards={num_shards} is more than the {self.sampler.num_items} clips of "
                 f"{self.index.source}: shard {shard_id} would be empty"
             )
+        k = self.sampler.config.clips_per_video
         if self.sampler.num_batches == 0:
+            clips = self.sampler.per_shard * k
             raise ValueError(
-                f"batch_size={recipe.batch_size} is larger than the "
-                f"{self.sampler.per_shard} clips of shard {shard_id} with last_batch='drop'; "
-                "lower batch_size or use last_batch='partial'"
+                f"batch_size={recipe.batch_size} is larger than the {clips} clips of shard "
+                f"{shard_id} with last_batch='drop'; lower batch_size or use last_batch='partial'"
+            )
+        if mix is not None and k > 1 and recipe.batch_size // k < 2:
+            raise ValueError(
+                f"mixing needs clips of two videos or more in a batch, but batch_size="
+                f"{recipe.batch_size} holds the {k} clips of one video (clips_per_video={k})"
             )
         if mix is not None and mix.num_classes not in (None, self.num_classes):
             raise ValueError(
@@ -291,10 +299,6 @@ class VideoLoader(LoaderPosition):
         if not entries:
             reasons = "\n".join(f"  {p}: {r}" for p, r in self.skipped[:20])
             raise ValueError(f"no usable videos in {self.index.source}:\n{reasons}")
-        mix = (self.mix.mode, self.mix.num_videos) if self.mix else (None, 2)
-        augment = self.recipe.randaugment if self.train else None
-        later = tuple(s.mode for s in self.mix.stages[1:]) if isinstance(self.mix, MixStack) else ()
-        self.plan = GraphPlan.choose(self.device, codecs, *mix, augment, later)
         if self.uncut:
             log.warning(
                 "%d of %d videos cannot be cut at keyframes, so each of their clips decodes the "
@@ -305,6 +309,11 @@ class VideoLoader(LoaderPosition):
             )
         span = self.recipe.clip_span
         short = [(e.path, n) for e, (n, *_) in zip(entries, videos) if n < span]
+        mix = (self.mix.mode, self.mix.num_videos) if self.mix else (None, 2)
+        augment = self.recipe.randaugment if self.train else None
+        later = tuple(s.mode for s in self.mix.stages[1:]) if isinstance(self.mix, MixStack) else ()
+        k = self.recipe.clips_per_video if self.train else 1
+        self.plan = GraphPlan.choose(self.device, codecs, *mix, augment, later, k, bool(short))
         if short:  # only with short_videos="pad": "skip" left them out above
             log.warning(
                 "%d of %d videos have fewer frames than the %d a clip spans, so each epoch "
@@ -357,24 +366,36 @@ class VideoLoader(LoaderPosition):
         try:
             for epoch, step in self.positions():
                 clips = self.sampler.batch(epoch, step)
-                inputs = [self._clip_input(clip) for clip in clips]
-                ahead.append((epoch, step, clips, inputs, decoder and decoder.submit(inputs)))
+                runs = self._decode_runs(clips)
+                decoding = decoder and decoder.submit([(data, f) for data, f, _ in runs])
+                ahead.append((epoch, step, clips, runs, decoding))
                 if decoder is None or len(ahead) == 2:
                     yield self._source_batch(*ahead.popleft())
         finally:
             if decoder is not None:
                 decoder.close()
 
-    def _source_batch(self, epoch: int, step: int, clips: list[Clip], inputs, decoding):
+    def _source_batch(self, epoch: int, step: int, clips: list[Clip], runs, decoding):
         """The source's arrays for batch ``step`` of ``epoch`` (``SOURCE_OUTPUTS``, then the
-        mixing inputs): the clips' bytes, or their frames where ``decoding`` (host jobs)."""
+        mixing inputs): each run's bytes and frames, or the clips' frames where ``decoding``
+        (host jobs, one per run)."""
         self._fed.append((epoch, step))
-        encoded = HostDecoder.result(decoding) if decoding else [data for data, _ in inputs]
-        frames = [clip_frames for _, clip_frames in inputs]
+        k = len(clips) // len(runs)
+        orders = [order for _, _, run_orders in runs for order in run_orders]
+        if decoding:  # every clip its frames, picked from its run's decoded frames
+            decoded = HostDecoder.result(decoding)
+            encoded = [decoded[i // k][order] for i, order in enumerate(orders)]
+            frames = None
+        else:
+            runs_of = [runs[i // k] if i % k == 0 else None for i in range(len(clips))]
+            encoded = [PLACEHOLDER if r is None else r[0] for r in runs_of]
+            frames = [PLACEHOLDER_FRAMES if r is None else r[1] for r in runs_of]
         labels = np.array([self.entries[c.item].label for c in clips], np.int64)
         if self.mix is not None:
             t, crop = self.recipe.num_frames, self.recipe.crop_size
-            params = self.mix.sample((len(clips), 3, t, crop, crop), step=epoch * len(self) + step)
+            params = self.mix.sample(
+                (len(clips), 3, t, crop, crop), step=epoch * len(self) + step, siblings=k
+            )
             if isinstance(self.mix, MixStack):
                 labels = self.mix.labels(labels, params, self.num_classes)
             else:
@@ -387,25 +408,43 @@ class VideoLoader(LoaderPosition):
             "label": list(labels),
             "index": [np.array(c.item, np.int64) for c in clips],
             "augment": [c.augment for c in clips],
+            "decodes": [np.array(i % k == 0) for i in range(len(clips))],
+            "leader": [np.array(i - i % k, np.int32) for i in range(len(clips))],
+            "order": orders,
         }
         batch = tuple(arrays[name] for name in self.plan.source_outputs)
         if self.mix is not None:
             batch += self.plan.encode_mix(params)
         return batch
 
-    def _clip_input(self, clip: Clip) -> tuple[np.ndarray, np.ndarray]:
-        """(encoded bytes (B,) uint8, frame indices (T,) int32 into them) of one clip.
+    def _decode_runs(self, clips: list[Clip]) -> list[tuple[np.ndarray, np.ndarray, list]]:
+        """One decode per run of ``clips_per_video`` consecutive clips (one video): (encoded
+        bytes (B,) uint8, the run's distinct frames (F,) int32 ascending, as indices into those
+        bytes, and each clip's frames (T,) int32 as positions in them)."""
+        k = self.plan.clips_per_video
+        runs = []
+        for start in range(0, len(clips), k):
+            run = clips[start : start + k]
+            union = np.unique(np.concatenate([c.frames for c in run]))
+            data, frames = self._decode_input(run[0].item, union)
+            orders = [np.searchsorted(union, c.frames).astype(np.int32) for c in run]
+            runs.append((data, frames, orders))
+        return runs
 
-        Only what the clip needs from a safe keyframe on where the file can be cut: Matroska
+    def _decode_input(self, video: int, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(encoded bytes (B,) uint8, ``frames`` as indices into them (F,) int32) to decode
+        the distinct ascending frame indices ``frames`` of ``video``.
+
+        Only what they need from a safe keyframe on where the file can be cut: Matroska
         clusters (:mod:`videomix_dali.cuts`) or an MP4's packets rewrapped as Matroska
         (:mod:`videomix_dali.remux`); else the whole file with the file's frame indices.
         """
-        path = self.entries[clip.item].path
-        cuts = self._cuts[clip.item]
+        path = self.entries[video].path
+        cuts = self._cuts[video]
         try:
-            first, last = int(clip.frames.min()), int(clip.frames.max())
+            first, last = int(frames[0]), int(frames[-1])
             if cuts is None:
-                return np.fromfile(path, dtype=np.uint8), clip.frames
+                return np.fromfile(path, dtype=np.uint8), frames.astype(np.int32)
             if isinstance(cuts, TableRef):  # MP4 / MOV: the packets rewrapped as Matroska
                 data, shift = remux_clip_bytes(path, cuts.load(), first, last)
             else:
@@ -414,7 +453,7 @@ class VideoLoader(LoaderPosition):
             raise RuntimeError(f"cannot read {path}: {exc.strerror or exc}") from exc
         except ValueError as exc:  # its sample table is gone and the file changed since
             raise RuntimeError(f"cannot cut {path}: {exc}") from exc
-        return data, clip.frames - np.int32(shift)
+        return data, (frames - shift).astype(np.int32)
 
     @property
     def _device_id(self) -> int | None:
@@ -454,7 +493,7 @@ class VideoLoader(LoaderPosition):
         for clip in clips:
             if clip.item in found:
                 continue
-            data, frames = self._clip_input(clip)
+            data, frames = self._decode_input(clip.item, np.unique(clip.frames))
             message = clip_decode_error(
                 data,
                 frames,
@@ -494,7 +533,14 @@ class VideoLoader(LoaderPosition):
         return hashlib.sha1(json.dumps(rows).encode()).hexdigest()
 
     def _depends_on(self) -> dict[str, Any]:
-        return {**super()._depends_on(), "index": self._index_fingerprint}
+        k = self.sampler.config.clips_per_video
+        repeat = {"repeat": self.recipe.repeat} if k > 1 else {}
+        return {
+            **super()._depends_on(),
+            "index": self._index_fingerprint,
+            "clips_per_video": k,
+            **repeat,
+        }
 
     def state_dict(self) -> dict[str, Any]:
         """Position, what it depends on, and the files found damaged so far (``damaged``)."""
@@ -503,7 +549,7 @@ class VideoLoader(LoaderPosition):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from ``state`` (see :class:`~videomix_dali.sampling.LoaderPosition`); the
         files it found damaged are skipped here too, their clips replaced the same way."""
-        super().load_state_dict(state)
+        super().load_state_dict({"clips_per_video": 1, **state})  # older states: one per video
         videos = {str(e.path): k for k, e in enumerate(self.entries)}
         for path in state.get("damaged", []):
             if videos[path] not in self.sampler.excluded:

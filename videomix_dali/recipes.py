@@ -19,6 +19,10 @@ from typing import Any, Self
 from .shipped import shipped_dir
 
 SAMPLINGS = ("window", "segment")
+#: What the ``clips_per_video`` clips of one decoded video differ in (see ``Recipe``).
+REPEATS = ("views", "windows")
+#: Most clips one decoded video may give per epoch.
+MAX_CLIPS_PER_VIDEO = 16
 SCHEDULE_KINDS = ("cosine", "step")
 #: Most frames a clip may have: DALI decodes, resizes and holds a clip's frames one by one in
 #: one buffer per sample (~1.3 ms per output frame on a CPU core at crop 8, so 10**6 frames
@@ -188,6 +192,12 @@ class Recipe(_Fields):
     for all its frames, after the crop and before mixing (None or n = 0: none). Testing: the
     frame scaled to ``eval_short_side`` pixels, ``test_clips`` uniform clips x ``test_crops``
     (1 or 3) crops. ``batch_size`` clips per process; ``num_classes`` of the dataset.
+
+    ``clips_per_video`` k (training only; evaluation enumerates its own views): every video an
+    epoch visits gives k clips from one decode, side by side in one batch (``batch_size``
+    counts clips and must be a multiple of k). ``repeat="views"``: the same frames, k
+    independent crops and flips; ``"windows"``: k independent windows inside one span of at
+    most 1.5 clip spans (``sampling.windows_span``), each with its own crop.
     """
 
     name: str
@@ -207,9 +217,14 @@ class Recipe(_Fields):
     num_classes: int
     schedule: Schedule = field(default_factory=Schedule)
     randaugment: tuple[int, int] | None = None
+    clips_per_video: int = 1
+    repeat: str = "views"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "randaugment", checked_randaugment(self.randaugment))
+        checked_int("clips_per_video", self.clips_per_video, 1, MAX_CLIPS_PER_VIDEO)
+        if self.repeat not in REPEATS:
+            raise ValueError(f"repeat={self.repeat!r} must be one of {REPEATS}")
         for name in ("scale", "ratio", "mean", "std"):
             layout = ("min", "max") if name in ("scale", "ratio") else ("R", "G", "B")
             object.__setattr__(self, name, _finite_floats(name, getattr(self, name), layout))
@@ -235,6 +250,11 @@ class Recipe(_Fields):
                 f"num_frames={self.num_frames} must be <= {MAX_NUM_FRAMES}: DALI decodes and "
                 "resizes a clip's frames one by one into one buffer per sample (the paper's "
                 "protocols use 8 to 64)"
+            )
+        if self.batch_size % self.clips_per_video:
+            raise ValueError(
+                f"batch_size={self.batch_size} must be a multiple of clips_per_video="
+                f"{self.clips_per_video}: a video's clips share one batch"
             )
         if self.test_crops not in (1, 3):
             raise ValueError(f"test_crops={self.test_crops} must be 1 or 3")

@@ -57,6 +57,13 @@ def uniform_window_starts(num_frames: int, span: int, num_clips: int) -> np.ndar
     return np.round(np.linspace(0, last, num_clips)).astype(np.int64)
 
 
+def windows_span(num_frames: int, span: int) -> int:
+    """Frames of the one span the windows of ``repeat="windows"`` are drawn inside:
+    ``floor(1.5 * span)``, at most the video. Decoding it from the keyframe before it costs at
+    most 1.5 times what one window's decode from that keyframe costs."""
+    return min(num_frames, (3 * span) // 2)
+
+
 def segment_frames(num_frames: int, length: int, rng: np.random.Generator | None) -> np.ndarray:
     """SSv2 sampling (Appendix C): ``length`` equal bins, one frame per bin.
 
@@ -134,12 +141,14 @@ class ClipConfig:
     test_crops: int
     augment_ops: int = 0  # RandAugment operations per clip (0: none)
     augment_choices: int = 0  # operations in the RandAugment suite
+    clips_per_video: int = 1  # clips a training video gives from one decode
+    repeat: str = "views"  # "views" | "windows": what those clips differ in
 
     @classmethod
     def from_recipe(cls, recipe: Recipe, *, train: bool, augment_choices: int = 0) -> ClipConfig:
         """The clip fields of ``recipe``; no flip and no RandAugment at test time.
         ``augment_choices``: the size of the RandAugment suite the graph applies."""
-        own = {"train", "augment_ops", "augment_choices"}
+        own = {"train", "augment_ops", "augment_choices", "clips_per_video"}
         values = {f.name: getattr(recipe, f.name) for f in fields(cls) if f.name not in own}
         ops = recipe.randaugment[0] if recipe.randaugment and train else 0
         if ops and augment_choices < 1:
@@ -149,6 +158,7 @@ class ClipConfig:
             **{**values, "flip": recipe.flip and train},
             augment_ops=ops,
             augment_choices=augment_choices if ops else 0,
+            clips_per_video=recipe.clips_per_video if train else 1,
         )
 
     @property
@@ -232,7 +242,11 @@ class ClipSampler(EpochSampler):
     """Per-epoch order, this shard's share of it, and each clip's frames and window.
 
     ``videos`` is a list of (num_frames, height, width, first_frame) per usable video;
-    ``first_frame`` offsets clips of entries that start inside the file.
+    ``first_frame`` offsets clips of entries that start inside the file. ``batch_size`` counts
+    clips: with ``clips_per_video`` k, the video at each global position gives k consecutive
+    clips of one batch (clip 0 draws from the position's generator, clip j from
+    ``SeedSequence([seed, epoch, position, 3, j])``), so a batch holds ``batch_size / k``
+    videos.
 
     Videos found damaged during a run are :meth:`exclude`d: from then on each of their clips
     is replaced by the same view of another video, drawn from ``SeedSequence([seed, epoch,
@@ -255,10 +269,13 @@ class ClipSampler(EpochSampler):
         self.videos = videos
         self.config = config
         self.excluded: set[int] = set()
+        k = config.clips_per_video
+        if batch_size % k:
+            raise ValueError(f"batch_size={batch_size} must be a multiple of clips_per_video={k}")
         super().__init__(
             len(videos) * config.views_per_video,
             train=config.train,
-            batch_size=batch_size,
+            batch_size=batch_size // k,
             shard_id=shard_id,
             num_shards=num_shards,
             last_batch=last_batch,
@@ -266,10 +283,12 @@ class ClipSampler(EpochSampler):
         )
 
     def batch(self, epoch: int, step: int) -> list[Clip]:
-        """The clips of batch ``step`` (0-based) of ``epoch`` on this shard."""
+        """The clips of batch ``step`` (0-based) of ``epoch`` on this shard (a video's
+        ``clips_per_video`` clips side by side)."""
         return [
-            self.clip(epoch, p, self.replacement(epoch, p, item))
+            clip
             for p, item in self.batch_items(epoch, step)
+            for clip in self.clips(epoch, p, self.replacement(epoch, p, item))
         ]
 
     def exclude(self, video: int) -> None:
@@ -290,50 +309,86 @@ class ClipSampler(EpochSampler):
             video = int(rng.integers(len(self.videos)))
         return video * views + view
 
-    def clip(self, epoch: int, position: int, item: int) -> Clip:
-        """Draw (train) or enumerate (eval) the frames and window of one item."""
+    def clips(self, epoch: int, position: int, item: int) -> list[Clip]:
+        """The ``clips_per_video`` clips of the item at ``position`` (one in evaluation)."""
+        cfg = self.config
+        if not cfg.train:
+            return [self._eval_clip(item)]
+        num_frames, height, width, first = self.videos[item]
+        span = (cfg.num_frames - 1) * cfg.stride + 1
+        rngs = [self.rng(epoch, position)] + [
+            np.random.Generator(
+                np.random.PCG64(np.random.SeedSequence([self.seed, epoch, position, 3, j]))
+            )
+            for j in range(1, cfg.clips_per_video)
+        ]
+        windows = cfg.repeat == "windows" and cfg.clips_per_video > 1
+        if windows and cfg.sampling == "window":
+            union = windows_span(num_frames, span)
+            start = random_window_start(rngs[0], num_frames, union)
+            starts = [start + random_window_start(rng, union, span) for rng in rngs]
+            frames = [window_frames(num_frames, cfg.num_frames, cfg.stride, s) for s in starts]
+        elif windows:  # segment sampling: each clip its own frame per bin
+            frames = [segment_frames(num_frames, cfg.num_frames, rng) for rng in rngs]
+        else:
+            frames = [self._train_frames(rngs[0], num_frames, span)] * len(rngs)
+        out = []
+        for j, (rng, clip_frames) in enumerate(zip(rngs, frames)):
+            y0, x0, y1, x1 = random_resized_crop(rng, height, width, cfg.scale, cfg.ratio)
+            if cfg.flip and rng.random() < 0.5:
+                x0, x1 = x1, x0
+            out.append(
+                Clip(
+                    item=item,
+                    view=0,
+                    frames=(clip_frames + first).astype(np.int32),
+                    roi_start=np.array([y0, x0], np.float32),
+                    roi_end=np.array([y1, x1], np.float32),
+                    augment=self.augment(epoch, position, j),
+                )
+            )
+        return out
+
+    def _train_frames(self, rng: np.random.Generator, num_frames: int, span: int) -> np.ndarray:
+        """One training clip's frame indices (T,) drawn from ``rng``."""
+        cfg = self.config
+        if cfg.sampling == "segment":
+            return segment_frames(num_frames, cfg.num_frames, rng)
+        start = random_window_start(rng, num_frames, span)
+        return window_frames(num_frames, cfg.num_frames, cfg.stride, start)
+
+    def _eval_clip(self, item: int) -> Clip:
+        """The deterministic view ``item`` enumerates (video, temporal clip, crop)."""
         cfg = self.config
         video, view = divmod(item, cfg.views_per_video)
         num_frames, height, width, first = self.videos[video]
         span = (cfg.num_frames - 1) * cfg.stride + 1
-        if cfg.train:
-            rng = self.rng(epoch, position)
-            if cfg.sampling == "segment":
-                frames = segment_frames(num_frames, cfg.num_frames, rng)
-            else:
-                start = random_window_start(rng, num_frames, span)
-                frames = window_frames(num_frames, cfg.num_frames, cfg.stride, start)
-            y0, x0, y1, x1 = random_resized_crop(rng, height, width, cfg.scale, cfg.ratio)
-            if cfg.flip and rng.random() < 0.5:
-                x0, x1 = x1, x0
+        clip_index, crop_index = divmod(view, cfg.test_crops)
+        if cfg.sampling == "segment":
+            frames = segment_frames(num_frames, cfg.num_frames, None)
         else:
-            clip_index, crop_index = divmod(view, cfg.test_crops)
-            if cfg.sampling == "segment":
-                frames = segment_frames(num_frames, cfg.num_frames, None)
-            else:
-                start = uniform_window_starts(num_frames, span, cfg.test_clips)[clip_index]
-                frames = window_frames(num_frames, cfg.num_frames, cfg.stride, int(start))
-            y0, x0, y1, x1 = eval_crop(
-                height, width, cfg.crop_size, cfg.eval_short_side, crop_index, cfg.test_crops
-            )
+            start = uniform_window_starts(num_frames, span, cfg.test_clips)[clip_index]
+            frames = window_frames(num_frames, cfg.num_frames, cfg.stride, int(start))
+        y0, x0, y1, x1 = eval_crop(
+            height, width, cfg.crop_size, cfg.eval_short_side, crop_index, cfg.test_crops
+        )
         return Clip(
             item=video,
             view=view,
             frames=(frames + first).astype(np.int32),
             roi_start=np.array([y0, x0], np.float32),
             roi_end=np.array([y1, x1], np.float32),
-            augment=self.augment(epoch, position),
         )
 
-    def augment(self, epoch: int, position: int) -> np.ndarray:
-        """The RandAugment draw of the item at ``position`` (see :class:`Clip`), from its own
-        ``SeedSequence([seed, epoch, position, 2])``: the clip's frames and crop are the same
-        with RandAugment on or off."""
+    def augment(self, epoch: int, position: int, sibling: int = 0) -> np.ndarray:
+        """The RandAugment draw of clip ``sibling`` of the item at ``position`` (see
+        :class:`Clip`), from its own ``SeedSequence([seed, epoch, position, 2])`` (clip j > 0:
+        ``[..., 2, j]``): the clip's frames and crop are the same with RandAugment on or off."""
         cfg = self.config
         if not cfg.augment_ops:
             return np.zeros((2, 0), np.int32)
-        seeds = np.random.SeedSequence([self.seed, epoch, position, 2])
-        rng = np.random.Generator(np.random.PCG64(seeds))
+        key = [self.seed, epoch, position, 2] + ([sibling] if sibling else [])
+        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(key)))
         ops = rng.integers(0, cfg.augment_choices, cfg.augment_ops)
         signs = rng.integers(0, 2, cfg.augment_ops)
         return np.stack([ops, signs]).astype(np.int32)

@@ -134,9 +134,7 @@ def build_pipeline(
     device, names = plan.device, plan.source_outputs
     pipe_batch = plan.pipeline_batch_size(batch_size, num_frames)
 
-    @_pipeline_def(
-        pipe_batch, num_threads, prefetch, device, device_id, seed, plan.randaugment is not None
-    )
+    @_pipeline_def(pipe_batch, num_threads, prefetch, device, device_id, seed, plan.conditionals)
     def video_pipeline():
         outputs = fn.external_source(
             source=source, num_outputs=len(names) + plan.num_mix_inputs, batch=True
@@ -149,10 +147,7 @@ def build_pipeline(
         if plan.host_decoded:  # the frames, decoded by the source
             video = fn.reshape(given["encoded"], layout="FHWC")
         else:
-            decoder = "mixed" if device == "gpu" else "cpu"
-            video = fn.decoders.video(
-                given["encoded"], device=decoder, frames=given["frames"], pad_mode=NO_PAD
-            )
+            video = _decoded(given, plan)
         if device == "gpu":  # the target lives where the video does; the index on the host
             label = label.gpu()
         size, norm = (crop_size, crop_size), (mean, std, DTYPES[dtype])
@@ -174,6 +169,33 @@ def build_pipeline(
     pipe = video_pipeline()
     pipe.build()
     return pipe
+
+
+#: What a sample that does not decode (it takes its run's decode) gives the decoder's branch.
+PLACEHOLDER = np.zeros(3, np.uint8)
+
+
+def _decoded(given: dict[str, DataNode], plan: GraphPlan) -> DataNode:
+    """Each clip's frames (F, H, W, C) uint8, decoded from its ``encoded`` bytes: the
+    ``frames`` (distinct, ascending) of the sample that decodes its run, then (``picks_frames``)
+    the clip's own ``order`` of them."""
+    decoder = "mixed" if plan.device == "gpu" else "cpu"
+    if plan.shares_decodes:
+        if given["decodes"]:
+            video = fn.decoders.video(
+                given["encoded"], device=decoder, frames=given["frames"], pad_mode=NO_PAD
+            )
+        else:  # PLACEHOLDER's 3 bytes as one 1x1 frame, replaced below
+            video = fn.reshape(given["encoded"], shape=[1, 1, 1, 3], layout="FHWC")
+            video = video.gpu() if plan.device == "gpu" else video
+        video = fn.permute_batch(video, indices=given["leader"])
+    else:
+        video = fn.decoders.video(
+            given["encoded"], device=decoder, frames=given["frames"], pad_mode=NO_PAD
+        )
+    if plan.picks_frames:
+        video = fn.sequence_rearrange(video, new_order=given["order"])
+    return video
 
 
 def _first_stages(video, roi_start, roi_end, rows, given, plan, size, norm) -> DataNode:

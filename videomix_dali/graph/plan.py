@@ -23,7 +23,18 @@ from .ops import PASTE_MODES, dali_batch_size, dali_inputs, num_dali_inputs
 DEVICES = ("cpu", "gpu")
 #: What the host-side source yields per batch, in this order (one array per sample each);
 #: with mixing, :meth:`GraphPlan.encode_mix`'s arrays follow.
-SOURCE_OUTPUTS = ("encoded", "frames", "roi_start", "roi_end", "label", "index", "augment")
+SOURCE_OUTPUTS = (
+    "encoded",
+    "frames",
+    "roi_start",
+    "roi_end",
+    "label",
+    "index",
+    "augment",
+    "decodes",
+    "leader",
+    "order",
+)
 
 
 @dataclass(frozen=True)
@@ -36,7 +47,13 @@ class GraphPlan:
     mixing) and how many videos it mixes. ``randaugment``: (n, m) with n >= 1 where every clip
     gets RandAugment after the crop and before mixing (:mod:`~videomix_dali.graph.randaugment`).
     ``then_modes``: the modes of a :class:`~videomix_dali.mix.MixStack`'s later stages, applied
-    in order to the normalised batch after the first stage.
+    in order to the normalised batch after the first stage. ``clips_per_video``: consecutive
+    runs of that many clips share one decode of their video. ``padded``: some clips repeat
+    frames (videos shorter than a clip).
+
+    The decoder is never handed a repeated or backward frame index (DALI 2.4's decoder then
+    decodes the file again from its first frame): it decodes each video's distinct frames
+    once, ascending, and the graph picks each clip's frames from them (:attr:`picks_frames`).
     """
 
     device: str
@@ -46,6 +63,8 @@ class GraphPlan:
     num_videos: int = 2
     randaugment: tuple[int, int] | None = None
     then_modes: tuple[str, ...] = ()
+    clips_per_video: int = 1
+    padded: bool = False
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -66,6 +85,8 @@ class GraphPlan:
         num_videos: int = 2,
         randaugment: tuple[int, int] | None = None,
         then_modes: tuple[str, ...] = (),
+        clips_per_video: int = 1,
+        padded: bool = False,
     ) -> GraphPlan:
         """The plan for videos of ``codecs`` on ``device``, loading the CPU plugin if needed
         (``randaugment`` with n = 0 applies nothing: no step)."""
@@ -78,7 +99,23 @@ class GraphPlan:
             num_videos=num_videos,
             randaugment=randaugment if randaugment and randaugment[0] else None,
             then_modes=tuple(then_modes),
+            clips_per_video=clips_per_video,
+            padded=padded,
         )
+
+    @property
+    def shares_decodes(self) -> bool:
+        """One sample of each run of ``clips_per_video`` decodes (a DALI conditional) and the
+        run's clips take its frames (``permute_batch``); decoded on the host, the source
+        shares them instead."""
+        return self.clips_per_video > 1 and not self.host_decoded
+
+    @property
+    def picks_frames(self) -> bool:
+        """The graph picks each clip's frames from its video's decoded distinct frames
+        (``sequence_rearrange``); where no clip repeats a frame or shares a decode, the decoded
+        frames are the clip's."""
+        return (self.clips_per_video > 1 or self.padded) and not self.host_decoded
 
     @property
     def pastes_while_resizing(self) -> bool:
@@ -94,11 +131,19 @@ class GraphPlan:
         return cpu_mix and not self.pastes_while_resizing
 
     @property
+    def conditionals(self) -> bool:
+        """The graph branches per sample (RandAugment's operations, shared decodes)."""
+        return self.randaugment is not None or self.shares_decodes
+
+    @property
     def source_outputs(self) -> tuple[str, ...]:
         """``SOURCE_OUTPUTS`` of this graph: decoded on the host, "encoded" holds the frames
-        and there are no frame indices to pass; "augment" only with RandAugment."""
+        and there are no frame indices to pass; "augment" only with RandAugment; "decodes"
+        and "leader" where decodes are shared, "order" where the graph picks frames."""
         left_out = {"frames"} if self.host_decoded else set()
         left_out |= set() if self.randaugment else {"augment"}
+        left_out |= set() if self.shares_decodes else {"decodes", "leader"}
+        left_out |= set() if self.picks_frames else {"order"}
         return tuple(n for n in SOURCE_OUTPUTS if n not in left_out)
 
     @property

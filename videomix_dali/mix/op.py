@@ -178,10 +178,13 @@ class VideoMix:
             self.seed = int(state["seed"])
 
     # ---- the three verbs
-    def sample(self, shape: tuple[int, ...], *, step: int | None = None) -> MixParams:
+    def sample(
+        self, shape: tuple[int, ...], *, step: int | None = None, siblings: int = 1
+    ) -> MixParams:
         """Draw the params of one batch of ``shape`` (N, C, T, H, W) or (N, T, D).
 
-        Without ``step`` the internal step counter is used and advanced.
+        Without ``step`` the internal step counter is used and advanced. ``siblings``: rows
+        come in consecutive runs of that many clips of one video, never paired with each other.
         """
         if step is None:
             step = self._step
@@ -197,6 +200,7 @@ class VideoMix:
             num_videos=self.num_videos,
             per_sample=self.per_sample,
             cutout_size=self._cutout_arg,
+            siblings=siblings,
         )
 
     def apply(self, x: Any, y: Any, params: MixParams) -> tuple[Any, Any]:
@@ -255,9 +259,11 @@ class MixStack:
     def label_smoothing(self) -> float:
         return self.stages[0].label_smoothing
 
-    def sample(self, shape: tuple[int, ...], *, step: int | None = None) -> list[MixParams]:
+    def sample(
+        self, shape: tuple[int, ...], *, step: int | None = None, siblings: int = 1
+    ) -> list[MixParams]:
         """Each stage's params for one batch of ``shape`` (see :meth:`VideoMix.sample`)."""
-        return [s.sample(shape, step=step) for s in self.stages]
+        return [s.sample(shape, step=step, siblings=siblings) for s in self.stages]
 
     def labels(self, y: Any, params: list[MixParams], num_classes: int | None = None) -> Any:
         """Soft labels (N, K) float32 after every stage, of ``y``'s type and device."""

@@ -431,6 +431,42 @@ def _derangement_columns(rng: np.random.Generator, N: int, P: int) -> np.ndarray
     return out
 
 
+def _cross_group_columns(rng: np.random.Generator, N: int, P: int, siblings: int) -> np.ndarray:
+    """(N, P) partners where rows come in consecutive runs of ``siblings`` (the clips of one
+    video): no row's partner is in its own run, and every row's partners are distinct.
+
+    The rows are laid out in a random order that cycles through the ``G = N / siblings`` runs
+    (a random order of the runs, a random order of each run's rows); a row's partner j is the
+    row ``d_j`` places further along, for distinct shifts ``d_j`` that are not multiples of
+    ``G``, so it lies in another run. Every column is a permutation without fixed points.
+    """
+    G = N // siblings
+    runs = rng.permutation(G)
+    members = np.stack([rng.permutation(siblings) for _ in range(G)])
+    t = np.arange(N)
+    s = runs[t % G] * siblings + members[runs[t % G], t // G]
+    allowed = np.array([d for d in range(1, N) if d % G])
+    shifts = rng.choice(allowed, size=P, replace=False)
+    out = np.empty((N, P), dtype=np.int64)
+    for j, d in enumerate(shifts):
+        out[s, j] = s[(t + d) % N]
+    return out
+
+
+def _check_siblings(siblings: Any, N: int, P: int) -> int:
+    """``siblings`` as an int that divides ``N`` and leaves ``P`` partners outside a run."""
+    if isinstance(siblings, bool) or not isinstance(siblings, (int, np.integer)) or siblings < 1:
+        raise ValueError(f"siblings must be an int >= 1, got {siblings!r}")
+    if N % siblings:
+        raise ValueError(f"a batch of {N} rows is not made of runs of siblings={siblings}")
+    if siblings > 1 and P and 0 < N - siblings < P:
+        raise ValueError(
+            f"a batch of {N} clips in runs of {siblings} per video has {N - siblings} clips of "
+            f"other videos, fewer than the {P} partners each clip needs: batch more videos"
+        )
+    return int(siblings)
+
+
 def _sides(lam: np.ndarray, L: int, d: int) -> np.ndarray:
     """Integer box side floor(L * lam**(1/d) + 0.5), within [0, L]."""
     s = np.floor(L * np.power(lam, 1.0 / d) + 0.5).astype(np.int64)
@@ -517,8 +553,12 @@ def sample_mix_params(
     num_videos: int = 2,
     per_sample: bool = False,
     cutout_size: tuple[int | None, ...] | None = None,
+    siblings: int = 1,
 ) -> MixParams:
     """Draw the parameters of one batch of ``shape`` (N, C, T, H, W) or (N, T, D).
+
+    ``siblings``: the batch's rows come in consecutive runs of that many clips of one video
+    (``clips_per_video``); no row is paired with a row of its own run.
 
     Draw order (fixed, so a seed means the same params everywhere): ``applied``, then
     ``lam`` ~ Beta(alpha, alpha) for every (sample-or-batch, paste, box slot), then the
@@ -536,13 +576,17 @@ def sample_mix_params(
     pairing = mode in PAIRING_MODES
     if pairing and N >= 2 and num_videos > N:
         raise ValueError(f"num_videos={num_videos} exceeds the batch size N={N}")
+    siblings = _check_siblings(siblings, N, P if pairing else 0)
     B = dims[0] if mode == "perframe" else 1
     S = N if per_sample else 1
 
     applied_s = rng.random(S) < prob
     lam = rng.beta(alpha, alpha, size=(S, max(P, 1), B))[:, :P]
     centres = rng.integers(0, np.asarray(dims), size=(S, max(P, 1), B, 3), endpoint=True)[:, :P]
-    if pairing and N >= 2:
+    alone = N == siblings  # one video's clips: nothing to pair with, like a batch of one
+    if pairing and not alone and siblings > 1:
+        partners = _cross_group_columns(rng, N, P, siblings)
+    elif pairing and not alone:
         partners = _derangement_columns(rng, N, P)
     else:
         partners = np.full((N, P), -1, dtype=np.int64)
@@ -567,7 +611,7 @@ def sample_mix_params(
         boxes = np.zeros((S, P, B, 6), dtype=np.int64)
         boxes[..., 1::2] = np.asarray(dims)
 
-    if pairing and N < 2:
+    if pairing and (N < 2 or alone):
         applied_s[:] = False
     if mode == "none":
         applied_s[:] = False

@@ -595,3 +595,16 @@ def test_render_mix_grid_png(tmp_path):
     frames = [f.transpose(1, 2, 3, 0) for f in x]
     render_mix_grid(frames, p, ys, None, tmp_path / "g2.png")
     assert _png_size(tmp_path / "g2.png") == grid_pixel_size(3, 8, 24, 32)
+
+
+def test_clips_of_one_video_are_never_each_others_partners():
+    from videomix_dali.mix import VideoMix
+
+    runs = np.arange(12) // 3  # four videos, three clips each, side by side
+    for seed in range(50):
+        p = VideoMix("spatial", num_videos=3, seed=seed).sample((12, 3, 4, 8, 8), siblings=3)
+        assert (runs[p.partners] != runs[:, None]).all()
+        assert all(len(set(row)) == 2 for row in p.partners)
+        assert all(sorted(column) == list(range(12)) for column in p.partners.T)
+    alone = VideoMix("spatial", seed=0).sample((2, 3, 4, 8, 8), siblings=2)
+    assert not alone.applied.any() and (alone.weights == [1.0, 0.0]).all()

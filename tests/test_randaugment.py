@@ -65,7 +65,7 @@ def test_n_zero_is_the_identity(static):
 def test_the_drawn_operation_is_the_one_applied(static, monkeypatch):
     identity = [a.name for a in suite()].index("identity")
     forced = np.array([[identity, identity], [1, 0]], np.int32)
-    monkeypatch.setattr(ClipSampler, "augment", lambda self, epoch, position: forced)
+    monkeypatch.setattr(ClipSampler, "augment", lambda self, epoch, position, sibling=0: forced)
     plain, _ = batches(static)
     same, _ = batches(static, randaugment=(2, 30))
     for (x, _), (y, _) in zip(plain, same):

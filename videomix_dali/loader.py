@@ -537,6 +537,7 @@ class VideoLoader(LoaderPosition):
         repeat = {"repeat": self.recipe.repeat} if k > 1 else {}
         return {
             **super()._depends_on(),
+            "batch_size": self.recipe.batch_size,  # clips (the sampler's counts videos)
             "index": self._index_fingerprint,
             "clips_per_video": k,
             **repeat,

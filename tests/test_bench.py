@@ -128,6 +128,25 @@ def test_bench_end_to_end_json_and_plot(tiny_dataset, tmp_path):
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_bench_rows_taking_several_clips_per_decoded_video(tiny_dataset):
+    report = run_bench(
+        tiny_dataset, batch_size=4, frames=4, stride=2, crop=32, duration=0.3, warmup=0.1,
+        loaders="videomix-dali", clips_per_video=2, threads=2, verbose=False,
+    )  # fmt: skip
+    rows = {(r["loader"], r["mix"]): r for r in report["results"]}
+    assert set(rows) == {
+        (loader, mix)
+        for loader in ("videomix-dali", "videomix-dali k=2 views", "videomix-dali k=2 windows")
+        for mix in ("none", "spatial")
+    }
+    for row in rows.values():
+        assert row["batch_shape"] == [4, 3, 4, 32, 32] and row["clips_per_s"] > 0
+    one = rows["videomix-dali", "spatial"]["clips_per_s"]
+    two = rows["videomix-dali k=2 windows", "spatial"]["clips_per_s"]
+    assert report["summary"]["k2_windows_vs_k1_mix_spatial"] == pytest.approx(two / one, abs=1e-3)
+    assert "k=2 views" in format_table(report)
+
+
 def test_bench_rejects_bad_arguments(tiny_dataset):
     with pytest.raises(ValueError, match="loaders"):
         run_bench(tiny_dataset, loaders="pyav,nope", verbose=False)

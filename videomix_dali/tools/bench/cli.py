@@ -32,7 +32,9 @@ Rows (``--loaders``):
 * ``dali-reader``: what NVIDIA's DALI examples teach, ``fn.experimental.readers.video`` +
   ``fn.random_resized_crop`` + ``fn.crop_mirror_normalize``, mixed in the training loop;
 * ``videomix-dali``: this project's DALI pipeline (``VideoLoader``), mixing off and on (inside
-  the pipeline).
+  the pipeline); with ``--clips-per-video K``, also ``videomix-dali k=K views`` and ``... k=K
+  windows``: K clips from each decoded video (``clips_per_video``), the summary giving their
+  clips/s over ours' with one.
 
 ``--positions`` times a window at frame 0 against one in the last frames of each video
 (through index sub-ranges): with keyframe-aligned input a clip's cost should follow the clip,
@@ -123,6 +125,12 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         "video (the corpus' 10-s and 30-s videos, or --data)",
     )
     p.add_argument("--op-repeats", type=positive_int, default=20)
+    p.add_argument(
+        "--clips-per-video",
+        type=positive_int,
+        default=1,
+        help="K > 1: also rows of ours taking K clips per decoded video (views, windows)",
+    )
 
 
 def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -189,6 +197,7 @@ def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
         plot_path=args.plot_path,
         demo_root=args.demo_root,
         bench_root=args.bench_root,
+        clips_per_video=args.clips_per_video,
     )
 
 

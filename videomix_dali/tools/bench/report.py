@@ -25,9 +25,10 @@ def add_ratios(report: dict[str, Any]) -> None:
         r["ratio_to_baseline"] = round(r["clips_per_s"] / b, 3) if b else None
         r["share_of_limit"] = round(r["clips_per_s"] / limit, 3) if limit else None
     ours = {r["mix"]: r["clips_per_s"] for r in rows if r["loader"] == OURS}
+    several = report["config"].get("several_clips", {})
     peers: dict[str, list[float]] = {}
     for r in rows:
-        if r["loader"] not in (OURS, LIMIT):
+        if r["loader"] not in (OURS, LIMIT, *several):
             peers.setdefault(r["mix"], []).append(r["clips_per_s"])
     summary: dict[str, Any] = {}
     mixed = [m for m in ours if m != "none"]
@@ -43,6 +44,10 @@ def add_ratios(report: dict[str, Any]) -> None:
             summary["ours_share_of_limit"] = round(ours["none"] / limit, 3)
         if mixed:
             summary["ours_mixed_share_of_limit"] = round(ours[mixed[0]] / limit, 3)
+    for r in rows:  # k clips per decoded video against one
+        if r["loader"] in several and ours.get(r["mix"]):
+            key = f"{r['loader'][len(OURS) + 1 :].replace('=', '').replace(' ', '_')}_vs_k1"
+            summary[f"{key}_mix_{r['mix']}"] = round(r["clips_per_s"] / ours[r["mix"]], 3)
     report["summary"] = summary
 
 
@@ -59,7 +64,7 @@ def format_table(report: dict[str, Any]) -> str:
     """The results as a fixed-width table under the data's label, with ratios to the
     baseline and shares of the decode-only limit, plus skipped peers and the summary."""
     head = (
-        f"{'loader':<16}{'dev':<5}{'mix':<15}{'clips/s':>9}{'x base':>8}{'% limit':>8}"
+        f"{'loader':<24}{'dev':<5}{'mix':<15}{'clips/s':>9}{'x base':>8}{'% limit':>8}"
         f"{'frames/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'CPU %':>7}{'RSS MB':>9}{'PSS MB':>9}"
         f"{'GPU MB':>8}"
     )
@@ -69,7 +74,7 @@ def format_table(report: dict[str, Any]) -> str:
     for r in report["results"]:
         share = r.get("share_of_limit")
         lines.append(
-            f"{r['loader']:<16}{r['device']:<5}{r['mix']:<15}{r['clips_per_s']:>9.1f}"
+            f"{r['loader']:<24}{r['device']:<5}{r['mix']:<15}{r['clips_per_s']:>9.1f}"
             f"{_fmt(r.get('ratio_to_baseline'), '.2f'):>8}"
             f"{_fmt(None if share is None else 100 * share, '.0f'):>8}{r['frames_per_s']:>10.0f}"
             f"{r['batch_ms_p50']:>9.1f}{r['batch_ms_p95']:>9.1f}{100 * r['cpu_util']:>7.0f}"

@@ -14,7 +14,15 @@ from .machine import cpu_cores, machine_info
 from .measure import measure_stream, merge_rounds
 from .model import ModelFactory, model_fields
 from .report import add_ratios, format_table, plot_report, write_json
-from .streams import LIMIT, loader_kwargs, make_stream, parse_loaders, skip_reason
+from .streams import (
+    LIMIT,
+    OURS,
+    loader_kwargs,
+    make_stream,
+    parse_loaders,
+    several_clips_rows,
+    skip_reason,
+)
 
 #: what ``data="bench"`` and ``data="demo"`` read, as the report's tables name them
 DATA_LABELS = {
@@ -65,6 +73,7 @@ def run_bench(
     plot_path: str | Path | None = None,
     demo_root: str | Path = "data/demo",
     bench_root: str | Path = "data/bench",
+    clips_per_video: int = 1,
     verbose: bool = True,
 ) -> dict[str, Any]:
     """Run every loader in ``loaders`` (default: all of :data:`LOADERS`) with mixing off and
@@ -79,6 +88,8 @@ def run_bench(
     ``workers`` (DataLoader workers of the peers) and ``threads`` (DALI threads) default to
     the number of cores. ``model`` (GPU only) also times training steps fed by each loader;
     models other than ``tiny3d`` come from ``model_factory(name, num_classes)``.
+    ``clips_per_video`` k > 1 adds rows of ours that take k clips from each decoded video
+    (``repeat`` views and windows; ``batch_size`` still counts clips).
     """
     import torch
 
@@ -116,6 +127,7 @@ def run_bench(
         "seed": seed,
         "workers": workers or cores,
         "threads": threads or cores,
+        "several_clips": several_clips_rows(clips_per_video),
     }
     probe = VideoLoader(data, **loader_kwargs(cfg))
     r = probe.recipe
@@ -163,6 +175,8 @@ def run_bench(
                 print(f"skip {name}: {reason}", flush=True)
             continue
         rows += [(name, mode) for mode in ([None] if name == LIMIT else mixes)]
+        if name == OURS:  # then the same loader taking k clips per decoded video
+            rows += [(variant, mode) for variant in cfg["several_clips"] for mode in mixes]
     parts: dict[tuple[str, str | None], list[dict[str, Any]]] = {row: [] for row in rows}
     for r_idx in range(rounds):
         for name, mode in rows:

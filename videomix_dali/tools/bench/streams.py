@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ...recipes import REPEATS
 from .peers import (
     PeerClipDataset,
     SamplerBatches,
@@ -64,6 +65,20 @@ def skip_reason(name: str, device: str) -> str | None:
     return None
 
 
+def several_clips_rows(clips_per_video: int) -> dict[str, dict[str, Any]]:
+    """Rows of ours with ``clips_per_video`` clips per decoded video (none for 1): their names
+    and ``VideoLoader`` keyword arguments, one per ``repeat``."""
+    if clips_per_video == 1:
+        return {}
+    return {
+        f"{OURS} k={clips_per_video} {repeat}": {
+            "clips_per_video": clips_per_video,
+            "repeat": repeat,
+        }
+        for repeat in REPEATS
+    }
+
+
 def loader_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
     """``VideoLoader`` keyword arguments for the bench configuration ``cfg``."""
     return {
@@ -90,9 +105,10 @@ def make_stream(
     from ...loader import VideoLoader
     from ...mix import VideoMix
 
-    if name == OURS:
+    if name == OURS or name in cfg["several_clips"]:
         mix = VideoMix(mix_mode, seed=cfg["seed"]) if mix_mode is not None else None
-        return _dali_stream(VideoLoader(data, mix=mix, **loader_kwargs(cfg)))
+        kwargs = {**loader_kwargs(cfg), **cfg["several_clips"].get(name, {})}
+        return _dali_stream(VideoLoader(data, mix=mix, **kwargs))
     loader = VideoLoader(data, **loader_kwargs(cfg))
     if name == LIMIT:
         return _limit_stream(loader, cfg["workers"])

@@ -368,6 +368,9 @@ def _bad_paths(tmp: Path) -> dict[str, Path]:
         (["--num-videos", "1"], "argument --num-videos: must be >= 2, got 1"),
         (["--randaugment", "2"], "argument --randaugment: must be N,M (e.g. 2,9), got '2'"),
         (["--train-fraction", "0"], "argument --train-fraction: must be in (0, 1], got 0"),
+        (["--clips-per-video", "3"],
+         "argument --clips-per-video: batch_size=8 must be a multiple of clips_per_video=3"),
+        (["--repeat", "frames"], "argument --repeat: invalid choice: 'frames'"),
         (["--stack", "mixup"], "argument --stack: stacks after a first mode: give --mix too"),
         (["--mix", "spatial", "--stack", "mixup,blur"],
          "argument --stack: unknown mode(s) ['blur']; choose from spatial, temporal, "

@@ -30,7 +30,7 @@ from typing import Any
 from videomix_dali.index import read_index
 from videomix_dali.mix import MODES
 from videomix_dali.mix.params import PAIRING_MODES
-from videomix_dali.recipes import list_recipes, load_recipe
+from videomix_dali.recipes import REPEATS, list_recipes, load_recipe
 
 from . import distributed as dist_utils
 from .arguments import (
@@ -106,6 +106,21 @@ def parser() -> argparse.ArgumentParser:
         type=randaugment,
         metavar="N,M",
         help="RandAugment on every training clip: N operations at magnitude M (0..30; paper: 9)",
+    )
+    p.add_argument(
+        "--clips-per-video",
+        type=int_at_least(1),
+        default=1,
+        metavar="K",
+        help="K training clips from each decoded video, side by side in a batch (the batch "
+        "counts clips; an epoch then has K times the steps)",
+    )
+    p.add_argument(
+        "--repeat",
+        default="views",
+        choices=list(REPEATS),
+        help="what a video's K clips differ in: crops and flips (views) or also their "
+        "windows, inside 1.5 clip spans (windows)",
     )
     p.add_argument("--compare", help="comma-separated mix modes trained with the same budget")
     p.add_argument(
@@ -187,6 +202,8 @@ def config_from(args: argparse.Namespace, mix: str) -> TrainConfig:
         "num_videos": args.num_videos,
         "randaugment": list(args.randaugment) if args.randaugment else None,
         "train_fraction": args.train_fraction,
+        "clips_per_video": args.clips_per_video,
+        "repeat": args.repeat,
         "stack": list(args.stack),
         "seed": args.seed,
         "device": args.device,
@@ -295,6 +312,10 @@ def check_recipe(p: argparse.ArgumentParser, args: argparse.Namespace, modes: li
         except ValueError as exc:
             p.error(f"argument --{name.replace('_', '-')}: {exc}")
     batch = args.batch_size or recipe.batch_size
+    try:
+        recipe.replace(batch_size=batch, clips_per_video=args.clips_per_video)
+    except ValueError as exc:
+        p.error(f"argument --clips-per-video: {exc}")
     if args.num_videos > batch and any(m in PAIRING_MODES for m in modes):
         p.error(
             f"argument --num-videos: must be <= the batch size ({batch}), got {args.num_videos}"

@@ -49,6 +49,8 @@ class TrainConfig:
     num_videos: int = 2
     randaugment: list[int] | None = None  # (n, m): RandAugment on every training clip
     train_fraction: float = 1.0  # a seeded, class-stratified share of the training set
+    clips_per_video: int = 1  # training clips taken from each decoded video
+    repeat: str = "views"  # what those clips differ in: "views" or "windows"
     stack: list[str] = field(default_factory=list)  # mix modes applied after `mix`, in order
     seed: int = 0
     device: str = "auto"
@@ -115,6 +117,8 @@ def build_run(cfg: TrainConfig, *, progress: bool = True):
         num_threads=cfg.num_threads,
         progress=progress and dist_utils.is_main(),
         randaugment=tuple(cfg.randaugment) if cfg.randaugment else None,
+        clips_per_video=cfg.clips_per_video,
+        repeat=cfg.repeat,
     )
     return model, loader, mix, device, loader_device
 
@@ -159,7 +163,8 @@ def run(
         state = load_checkpoint(path)
         saved = state["config"]
         keys = ("model", "width", "recipe", "mix", "stack", "alpha", "prob", "seed", "batch_size")
-        for key in (*keys, "randaugment", "train_fraction"):
+        later = ("randaugment", "train_fraction", "clips_per_video", "repeat")
+        for key in (*keys, *later):
             if saved.get(key) != asdict(cfg).get(key):
                 raise SystemExit(
                     f"--resume {path}: {key}={saved.get(key)!r} in the checkpoint but "

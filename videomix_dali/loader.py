@@ -313,7 +313,9 @@ class VideoLoader(LoaderPosition):
         augment = self.recipe.randaugment if self.train else None
         later = tuple(s.mode for s in self.mix.stages[1:]) if isinstance(self.mix, MixStack) else ()
         k = self.recipe.clips_per_video if self.train else 1
-        self.plan = GraphPlan.choose(self.device, codecs, *mix, augment, later, k, bool(short))
+        self.plan = GraphPlan.choose(
+            self.device, codecs, *mix, augment, later, k, self.recipe.repeat, bool(short)
+        )
         if short:  # only with short_videos="pad": "skip" left them out above
             log.warning(
                 "%d of %d videos have fewer frames than the %d a clip spans, so each epoch "
@@ -384,7 +386,7 @@ class VideoLoader(LoaderPosition):
         orders = [order for _, _, run_orders in runs for order in run_orders]
         if decoding:  # every clip its frames, picked from its run's decoded frames
             decoded = HostDecoder.result(decoding)
-            encoded = [decoded[i // k][order] for i, order in enumerate(orders)]
+            encoded = [_picked(decoded[i // k], order) for i, order in enumerate(orders)]
             frames = None
         else:
             runs_of = [runs[i // k] if i % k == 0 else None for i in range(len(clips))]
@@ -601,6 +603,13 @@ class VideoLoader(LoaderPosition):
         items = self.sampler.batch_items(epoch, step)
         kept = np.array([item // views not in self.sampler.excluded for _, item in items])
         return None if kept.all() else kept
+
+
+def _picked(frames: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``frames[order]``, without a copy where ``order`` takes them all as they are."""
+    if len(order) == len(frames) and (order == np.arange(len(frames))).all():
+        return frames
+    return frames[order]
 
 
 def _has_decoder(codec: str) -> bool:

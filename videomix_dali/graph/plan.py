@@ -48,8 +48,9 @@ class GraphPlan:
     gets RandAugment after the crop and before mixing (:mod:`~videomix_dali.graph.randaugment`).
     ``then_modes``: the modes of a :class:`~videomix_dali.mix.MixStack`'s later stages, applied
     in order to the normalised batch after the first stage. ``clips_per_video``: consecutive
-    runs of that many clips share one decode of their video. ``padded``: some clips repeat
-    frames (videos shorter than a clip).
+    runs of that many clips share one decode of their video, with the same frames
+    (``repeat="views"``) or windows of their own (``"windows"``). ``padded``: some clips
+    repeat frames (videos shorter than a clip).
 
     The decoder is never handed a repeated or backward frame index (DALI 2.4's decoder then
     decodes the file again from its first frame): it decodes each video's distinct frames
@@ -64,6 +65,7 @@ class GraphPlan:
     randaugment: tuple[int, int] | None = None
     then_modes: tuple[str, ...] = ()
     clips_per_video: int = 1
+    repeat: str = "views"
     padded: bool = False
 
     def __post_init__(self) -> None:
@@ -86,6 +88,7 @@ class GraphPlan:
         randaugment: tuple[int, int] | None = None,
         then_modes: tuple[str, ...] = (),
         clips_per_video: int = 1,
+        repeat: str = "views",
         padded: bool = False,
     ) -> GraphPlan:
         """The plan for videos of ``codecs`` on ``device``, loading the CPU plugin if needed
@@ -100,6 +103,7 @@ class GraphPlan:
             randaugment=randaugment if randaugment and randaugment[0] else None,
             then_modes=tuple(then_modes),
             clips_per_video=clips_per_video,
+            repeat=repeat,
             padded=padded,
         )
 
@@ -113,9 +117,10 @@ class GraphPlan:
     @property
     def picks_frames(self) -> bool:
         """The graph picks each clip's frames from its video's decoded distinct frames
-        (``sequence_rearrange``); where no clip repeats a frame or shares a decode, the decoded
-        frames are the clip's."""
-        return (self.clips_per_video > 1 or self.padded) and not self.host_decoded
+        (``sequence_rearrange``); where no clip repeats a frame and siblings are views of the
+        same frames, the decoded frames are each clip's."""
+        windows = self.clips_per_video > 1 and self.repeat == "windows"
+        return (windows or self.padded) and not self.host_decoded
 
     @property
     def pastes_while_resizing(self) -> bool:

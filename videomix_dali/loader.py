@@ -58,7 +58,9 @@ class VideoLoader(LoaderPosition):
     float32 (each source's weight = its exact share of output voxels). With
     ``return_index=True`` also (N,) int64 dataset indices. With ``device="gpu"`` the video
     and the target are CUDA tensors, the indices host tensors. Each epoch visits every video of
-    this shard once; iterating continues the current epoch where it stopped, and a finished
+    this shard once (with the recipe's ``clips_per_video`` k > 1, as k clips from one decode,
+    side by side in one batch: ``batch_size`` counts clips, and no clip is mixed with its
+    siblings); iterating continues the current epoch where it stopped, and a finished
     epoch advances to the next. One loop is live at a time: a new ``iter(loader)`` (or
     ``load_state_dict``) ends the iterator before it, which then raises RuntimeError, and the
     new one continues from the loader's position. ``state_dict()`` / ``load_state_dict()``

@@ -119,8 +119,11 @@ def build_pipeline(
     ``source()`` returns the next batch as lists of per-sample arrays named by
     ``plan.source_outputs``: encoded file bytes (uint8) or, where ``plan.host_decoded``, the
     clip's decoded frames (T, H, W, 3) uint8 (:mod:`videomix_dali.host_decode`); frame indices
-    (T,) int32; ROI start and end (y, x) float32 in input pixels (x reversed for a flip);
-    label int64 and dataset index int64. Outputs: video (N, C, T, crop, crop) ``dtype``
+    (F,) int32, distinct and ascending; ROI start and end (y, x) float32 in input pixels (x
+    reversed for a flip); label int64 and dataset index int64; where ``plan.shares_decodes``,
+    whether the sample decodes (bool) and the batch position of the sample whose decode it
+    takes (int32); where ``plan.picks_frames``, the clip's frames (T,) int32 as positions in
+    the decoded ones. Outputs: video (N, C, T, crop, crop) ``dtype``
     normalized with ``mean``/``std`` (0..255 units), label (N,) int64, index (N,) int64; on the
     GPU the video and the label on the device, the index on the host. Where ``plan.mix_mode``
     is set, the source also yields the batch's ``plan.encode_mix`` arrays and, as the label,

@@ -64,7 +64,7 @@ def format_table(report: dict[str, Any]) -> str:
     """The results as a fixed-width table under the data's label, with ratios to the
     baseline and shares of the decode-only limit, plus skipped peers and the summary."""
     head = (
-        f"{'loader':<24}{'dev':<5}{'mix':<15}{'clips/s':>9}{'x base':>8}{'% limit':>8}"
+        f"{'loader':<26}{'dev':<5}{'mix':<15}{'clips/s':>9}{'x base':>8}{'% limit':>8}"
         f"{'frames/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'CPU %':>7}{'RSS MB':>9}{'PSS MB':>9}"
         f"{'GPU MB':>8}"
     )
@@ -74,7 +74,7 @@ def format_table(report: dict[str, Any]) -> str:
     for r in report["results"]:
         share = r.get("share_of_limit")
         lines.append(
-            f"{r['loader']:<24}{r['device']:<5}{r['mix']:<15}{r['clips_per_s']:>9.1f}"
+            f"{r['loader']:<26}{r['device']:<5}{r['mix']:<15}{r['clips_per_s']:>9.1f}"
             f"{_fmt(r.get('ratio_to_baseline'), '.2f'):>8}"
             f"{_fmt(None if share is None else 100 * share, '.0f'):>8}{r['frames_per_s']:>10.0f}"
             f"{r['batch_ms_p50']:>9.1f}{r['batch_ms_p95']:>9.1f}{100 * r['cpu_util']:>7.0f}"

@@ -27,9 +27,15 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from videomix_dali import VideoLoader
-from videomix_dali.cuts import CutIndex
-from videomix_dali.probe import VideoInfo
-from videomix_dali.probe_cache import _decode, _encode, _read_table, _write_table, probe_videos
+from videomix_dali.source.cuts import CutIndex
+from videomix_dali.source.probe import VideoInfo
+from videomix_dali.source.probe_cache import (
+    _decode,
+    _encode,
+    _read_table,
+    _write_table,
+    probe_videos,
+)
 
 
 def make_corpus(src: Path, dst: Path, files: int) -> list[Path]:

@@ -210,7 +210,7 @@ def limit_mismatches(
 def step_nvdec_limits(ctx: dict[str, Any]) -> dict[str, Any]:
     """NVDEC's limits per codec and bit depth (4:2:0) as the driver reports them, and where
     the probe's table disagrees (it must never admit a size the hardware refuses)."""
-    from videomix_dali.probe import NVDEC_SIZE_LIMITS
+    from videomix_dali.source.probe import NVDEC_SIZE_LIMITS
 
     if ctx["dry_run"]:
         return {"skipped": "dry run: no driver to ask"}

@@ -17,7 +17,7 @@ import torch
 from videos import ramp_video, write_video
 
 from videomix_dali import VideoLoader
-from videomix_dali.probe import probe_video
+from videomix_dali.source.probe import probe_video
 from videomix_dali.tools.bench import (
     RESULT_FIELDS,
     PeerClipDataset,

@@ -11,7 +11,7 @@ import pytest
 
 from videomix_dali.cache import UntrustedCacheError, cache_dir, open_cached, write_atomic
 from videomix_dali.graph import cpu_plugin as native
-from videomix_dali.probe_cache import _read_table, _write_table, cache_file
+from videomix_dali.source.probe_cache import _read_table, _write_table, cache_file
 
 OTHER = 4242  # a uid that is not this user's
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="plants files of another uid (chown)")
@@ -103,7 +103,7 @@ def test_a_bad_probe_cache_file_is_not_read_and_is_reported_once(folder, caplog,
     with caplog.at_level(logging.WARNING):
         assert _read_table(cache) == {}
     (record,) = caplog.records
-    assert record.name == "videomix_dali.probe_cache"
+    assert record.name == "videomix_dali.source.probe_cache"
     assert record.getMessage().startswith(
         f"ignoring the probe cache {cache}, which it cannot use ({cache} is "
     )

@@ -8,9 +8,9 @@ from nvidia.dali import fn, pipeline_def
 from videos import decode_video, ramp_video, write_video
 
 from videomix_dali import VideoLoader
-from videomix_dali.cuts import clip_bytes
-from videomix_dali.probe import probe_video
 from videomix_dali.sampling import segment_frames
+from videomix_dali.source.cuts import clip_bytes
+from videomix_dali.source.probe import probe_video
 
 GOP, NUM_FRAMES = 20, 60  # keyframes at 0, 20, 40
 

@@ -12,9 +12,9 @@ import av
 import numpy as np
 import pytest
 
-from videomix_dali.index import read_index
-from videomix_dali.probe import nvdec_unusable_reason
-from videomix_dali.probe_cache import probe_videos
+from videomix_dali.source.index import read_index
+from videomix_dali.source.probe import nvdec_unusable_reason
+from videomix_dali.source.probe_cache import probe_videos
 from videomix_dali.tools import demo
 from videomix_dali.tools.demo import (
     DIRECTIONS,

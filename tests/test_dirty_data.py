@@ -13,9 +13,10 @@ import pytest
 import torch
 from videos import decode_video, ramp_video, write_video
 
-from videomix_dali import VideoLoader, verify
+from videomix_dali import VideoLoader
 from videomix_dali import loader as loader_module
-from videomix_dali.probe import probe_video
+from videomix_dali.source import verify
+from videomix_dali.source.probe import probe_video
 
 GOOD = [f"good{i}.webm" for i in range(4)]
 FRAMES = 30

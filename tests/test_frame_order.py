@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from test_remux import CASES, GOP, HEIGHT, NUM_FRAMES, encode
 
-from videomix_dali.cuts import clip_bytes
-from videomix_dali.probe import presentation_order, probe_video
+from videomix_dali.source.cuts import clip_bytes
+from videomix_dali.source.probe import presentation_order, probe_video
 
 
 class Packet(bytes):

@@ -8,9 +8,9 @@ import pytest
 from videos import decode_video, ramp_video, write_video
 
 from videomix_dali import VideoLoader
-from videomix_dali.cuts import clip_bytes
-from videomix_dali.host_decode import HostDecodeError, decode_clip
-from videomix_dali.probe import probe_video
+from videomix_dali.source.cuts import clip_bytes
+from videomix_dali.source.host_decode import HostDecodeError, decode_clip
+from videomix_dali.source.probe import probe_video
 
 
 @pytest.fixture(scope="module")

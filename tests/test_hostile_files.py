@@ -10,8 +10,8 @@ import numpy as np
 from videos import ramp_video, write_video
 
 from videomix_dali import VideoLoader
-from videomix_dali import probe_cache as probe_cache_module
-from videomix_dali.probe import probe_video
+from videomix_dali.source import probe_cache as probe_cache_module
+from videomix_dali.source.probe import probe_video
 
 
 def load(root, **kw):
@@ -75,7 +75,7 @@ def test_any_probe_failure_is_a_skip_with_its_reason(tmp_path, monkeypatch):
 
 
 def test_an_unknown_header_size_declares_no_file_size(tmp_path):
-    from videomix_dali.cuts import declared_size
+    from videomix_dali.source.cuts import declared_size
 
     path = tmp_path / "x.webm"
     unknown = b"\x01\xff\xff\xff\xff\xff\xff\xff"  # an 8-byte "unknown" size
@@ -106,7 +106,7 @@ def test_a_probe_that_counts_frames_the_file_lacks_costs_the_file_never_black_fr
 
 
 def test_laced_blocks_count_every_frame_they_hold(tmp_path):
-    from videomix_dali.cuts import CutIndex, block_counts
+    from videomix_dali.source.cuts import CutIndex, block_counts
 
     def element(eid: bytes, payload: bytes) -> bytes:
         return eid + bytes([0x80 | len(payload)]) + payload  # sizes under 127 bytes here

@@ -166,6 +166,15 @@ def test_the_library_core_never_imports_its_tools():
     assert core == []
 
 
+def test_the_source_layer_knows_nothing_of_graphs_samplers_or_loaders():
+    later = ("graph", "sampling", "mix", "loader", "features", "handoff", "tools")
+    below = _offenders(
+        lambda name: name.startswith("videomix_dali.source"),
+        lambda n: n.startswith("videomix_dali.") and n.split(".")[1] in later,
+    )
+    assert below == []
+
+
 #: Branches on the backend outside graph/ (and the tools), each for a reason that is not the
 #: graph's shape: which device a name means, which files a backend can decode, which CUDA
 #: device a pipeline gets, whose memory a batch must fit in.

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from videomix_dali.index import FORMATS, VideoEntry, VideoIndex, read_index, stratified_subset
+from videomix_dali.source.index import (
+    FORMATS,
+    VideoEntry,
+    VideoIndex,
+    read_index,
+    stratified_subset,
+)
 
 pytestmark = pytest.mark.filterwarnings("error")  # a clean index must not warn
 

@@ -1,5 +1,5 @@
 """Datasets as they ship: MP4 clips decode only the GOPs they need (their packets rewrapped as
-Matroska, :mod:`videomix_dali.remux`), on the CPU through PyAV or DALI's VP9 decoder."""
+Matroska, :mod:`videomix_dali.source.remux`), on the CPU through PyAV or DALI's VP9 decoder."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from videos import decode_video, ramp_video, write_video
 
 from videomix_dali import VideoLoader
-from videomix_dali.probe_cache import probe_videos
-from videomix_dali.table_store import TableRef, _load
+from videomix_dali.source.probe_cache import probe_videos
+from videomix_dali.source.table_store import TableRef, _load
 
 FRAMES = 60
 

@@ -22,7 +22,7 @@ import pytest
 from videos import decode_video, ramp_video, write_video
 
 from videomix_dali import read_index
-from videomix_dali.probe import nvdec_unusable_reason, probe_video
+from videomix_dali.source.probe import nvdec_unusable_reason, probe_video
 from videomix_dali.tools import prepare as prepare_module
 from videomix_dali.tools.cli import main
 from videomix_dali.tools.prepare import FAILURES, MANIFEST, PathOverlapError, output_size, prepare

@@ -22,11 +22,17 @@ import pytest
 import torch
 from videos import ramp_video, write_video
 
-from videomix_dali import probe_cache
-from videomix_dali.cuts import CutIndex
 from videomix_dali.loader import VideoLoader
-from videomix_dali.probe import ProbeError, VideoInfo, _chroma, nvdec_unusable_reason, probe_video
-from videomix_dali.probe_cache import (
+from videomix_dali.source import probe_cache
+from videomix_dali.source.cuts import CutIndex
+from videomix_dali.source.probe import (
+    ProbeError,
+    VideoInfo,
+    _chroma,
+    nvdec_unusable_reason,
+    probe_video,
+)
+from videomix_dali.source.probe_cache import (
     _decode,
     _encode,
     _read_table,
@@ -34,7 +40,7 @@ from videomix_dali.probe_cache import (
     cache_file,
     probe_videos,
 )
-from videomix_dali.table_store import TableRef
+from videomix_dali.source.table_store import TableRef
 
 YUV420 = {"pix_fmt": "yuv420p", "bit_depth": 8, "chroma": "4:2:0"}
 ADVICE = "transcode with ffmpeg -i IN -c:v libx264 -pix_fmt yuv420p OUT.mp4"
@@ -317,7 +323,7 @@ def test_a_cache_of_the_wrong_shape_is_ignored_rebuilt_and_reported_once(
     cache = cache_file()
     cache.parent.mkdir(parents=True)
     cache.write_bytes(content(path))
-    with caplog.at_level(logging.WARNING, logger="videomix_dali.probe_cache"):
+    with caplog.at_level(logging.WARNING, logger="videomix_dali.source.probe_cache"):
         assert _reason(path) == 6
         assert _reason(path) == 6  # from the rebuilt cache: no second message
     (record,) = caplog.records
@@ -417,7 +423,7 @@ def test_two_ranks_each_probe_half_and_both_get_every_result(tmp_path, monkeypat
 def test_a_rank_that_never_comes_is_named_and_its_files_probed_here(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     paths = _copies(tmp_path, 4)
-    with caplog.at_level(logging.WARNING, logger="videomix_dali.probe_cache"):
+    with caplog.at_level(logging.WARNING, logger="videomix_dali.source.probe_cache"):
         results = probe_videos(paths, progress=False, rank=0, world_size=2, timeout=0.3)
     assert [isinstance(r, VideoInfo) for r in results] == [True, True, True, False]
     waited, probed_here = (r.getMessage() for r in caplog.records)

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from nvidia.dali import fn, pipeline_def
 
-from videomix_dali.cuts import block_counts, cut_index, declared_size
-from videomix_dali.probe import presentation_order
-from videomix_dali.remux import SampleTable, _av1_shown_key, clip_bytes, sample_table
+from videomix_dali.source.cuts import block_counts, cut_index, declared_size
+from videomix_dali.source.probe import presentation_order
+from videomix_dali.source.remux import SampleTable, _av1_shown_key, clip_bytes, sample_table
 
 NUM_FRAMES, GOP, FPS, HEIGHT, WIDTH = 96, 24, 25, 64, 96
 X264 = f"keyint={GOP}:min-keyint={GOP}:scenecut=0"

@@ -27,10 +27,10 @@ from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
-from videomix_dali.index import read_index
 from videomix_dali.mix import MODES
 from videomix_dali.mix.params import PAIRING_MODES
 from videomix_dali.recipes import REPEATS, list_recipes, load_recipe
+from videomix_dali.source.index import read_index
 
 from . import distributed as dist_utils
 from .arguments import (

@@ -9,9 +9,9 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from videomix_dali.index import read_index
 from videomix_dali.mix import MODES
 from videomix_dali.recipes import checked_randaugment
+from videomix_dali.source.index import read_index
 from videomix_dali.tools.argtypes import positive_int
 
 __all__ = [

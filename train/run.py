@@ -11,9 +11,9 @@ from typing import Any
 import torch
 
 from videomix_dali import VideoLoader
-from videomix_dali.index import read_index, stratified_subset
 from videomix_dali.mix import MixStack, VideoMix
 from videomix_dali.recipes import Schedule, load_recipe
+from videomix_dali.source.index import read_index, stratified_subset
 
 from . import distributed as dist_utils
 from .checkpoint import device_of, init_from, load_checkpoint, save_checkpoint

@@ -10,21 +10,21 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .index import VideoEntry, VideoIndex, read_index
     from .loader import VideoLoader
     from .mix import VideoMix
     from .recipes import Recipe, load_recipe
+    from .source.index import VideoEntry, VideoIndex, read_index
 
 __version__ = "0.1.0"
 #: public name -> the module that defines it
 _HOMES = {
     "Recipe": "recipes",
-    "VideoEntry": "index",
-    "VideoIndex": "index",
+    "VideoEntry": "source.index",
+    "VideoIndex": "source.index",
     "VideoLoader": "loader",
     "VideoMix": "mix",
     "load_recipe": "recipes",
-    "read_index": "index",
+    "read_index": "source.index",
 }
 __all__ = [
     "Recipe",

@@ -15,22 +15,22 @@ import av
 import numpy as np
 import torch
 
-from .cuts import clip_bytes
 from .graph.build import DTYPES, PLACEHOLDER, build_pipeline, clip_decode_error
 from .graph.plan import GraphPlan
 from .graph.randaugment import suite as randaugment_suite
 from .handoff import to_torch
-from .host_decode import HostDecoder
-from .index import VideoIndex, read_index
 from .mix import MixStack, VideoMix, mix_labels
-from .probe import ProbeError, VideoInfo, nvdec_unusable_reason
-from .probe_cache import probe_videos
 from .recipes import Recipe, checked_int, resolve_recipe
-from .remux import clip_bytes as remux_clip_bytes
 from .runtime import check_ranks_agree, free_memory, rank_and_world_size, resolve_device
 from .sampling import LAST_BATCH_POLICIES, Clip, ClipConfig, ClipSampler, LoaderPosition
-from .table_store import TableRef
-from .verify import VERIFY_MODES, decoder_message, is_sticky_cuda_error, verify_videos
+from .source.cuts import clip_bytes
+from .source.host_decode import HostDecoder
+from .source.index import VideoIndex, read_index
+from .source.probe import ProbeError, VideoInfo, nvdec_unusable_reason
+from .source.probe_cache import probe_videos
+from .source.remux import clip_bytes as remux_clip_bytes
+from .source.table_store import TableRef
+from .source.verify import VERIFY_MODES, decoder_message, is_sticky_cuda_error, verify_videos
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +96,9 @@ class VideoLoader(LoaderPosition):
         fmt, root: index format and root of relative paths (see ``read_index``).
         progress: show a progress bar while probing the files.
         verify: ``"decode"`` decodes every usable file once before the first batch (cached
-            by path, size and mtime) and skips the damaged ones (:mod:`videomix_dali.verify`);
-            None (default) relies on the probe and on skipping at run time.
+            by path, size and mtime) and skips the damaged ones
+            (:mod:`videomix_dali.source.verify`); None (default) relies on the probe and on
+            skipping at run time.
         **overrides: recipe fields to change, e.g. ``batch_size=8, num_frames=16``; None
             keeps the recipe's value, an unknown name is a TypeError.
 
@@ -112,9 +113,9 @@ class VideoLoader(LoaderPosition):
     files. Before the first batch, the loader refuses batches that would not fit in memory
     (ValueError with the estimate). A clip decodes only the bytes it needs, from the safe
     keyframe at or before its first frame (Matroska / WebM cut at keyframe clusters,
-    :mod:`videomix_dali.cuts`; MP4 / MOV packets rewrapped, :mod:`videomix_dali.remux`);
-    files that cannot be cut decode from frame 0 and are listed in ``uncut`` as (path,
-    reason).
+    :mod:`videomix_dali.source.cuts`; MP4 / MOV packets rewrapped,
+    :mod:`videomix_dali.source.remux`); files that cannot be cut decode from frame 0 and are
+    listed in ``uncut`` as (path, reason).
     """
 
     def __init__(
@@ -440,8 +441,8 @@ class VideoLoader(LoaderPosition):
         the distinct ascending frame indices ``frames`` of ``video``.
 
         Only what they need from a safe keyframe on where the file can be cut: Matroska
-        clusters (:mod:`videomix_dali.cuts`) or an MP4's packets rewrapped as Matroska
-        (:mod:`videomix_dali.remux`); else the whole file with the file's frame indices.
+        clusters (:mod:`videomix_dali.source.cuts`) or an MP4's packets rewrapped as Matroska
+        (:mod:`videomix_dali.source.remux`); else the whole file with the file's frame indices.
         """
         path = self.entries[video].path
         cuts = self._cuts[video]

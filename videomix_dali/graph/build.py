@@ -20,9 +20,9 @@ from nvidia.dali import fn, pipeline_def, types
 from nvidia.dali.data_node import DataNode
 from nvidia.dali.pipeline import Pipeline
 
-from ..host_decode import HostDecodeError, decode_clip
 from ..mix import MixParams, VideoMix, apply_mix
-from ..verify import decoder_message
+from ..source.host_decode import HostDecodeError, decode_clip
+from ..source.verify import decoder_message
 from .cpu_plugin import crop_resize
 from .ops import apply_dali, normalize
 from .plan import GraphPlan
@@ -118,8 +118,8 @@ def build_pipeline(
 
     ``source()`` returns the next batch as lists of per-sample arrays named by
     ``plan.source_outputs``: encoded file bytes (uint8) or, where ``plan.host_decoded``, the
-    clip's decoded frames (T, H, W, 3) uint8 (:mod:`videomix_dali.host_decode`); frame indices
-    (F,) int32, distinct and ascending; ROI start and end (y, x) float32 in input pixels (x
+    clip's decoded frames (T, H, W, 3) uint8 (:mod:`videomix_dali.source.host_decode`); frame
+    indices (F,) int32, distinct and ascending; ROI start and end (y, x) float32 in input pixels (x
     reversed for a flip); label int64 and dataset index int64; where ``plan.shares_decodes``,
     whether the sample decodes (bool) and the batch position of the sample whose decode it
     takes (int32); where ``plan.picks_frames``, the clip's frames (T,) int32 as positions in

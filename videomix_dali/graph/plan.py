@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..host_decode import DALI_CPU_CODECS
 from ..mix import MixParams
+from ..source.host_decode import DALI_CPU_CODECS
 from . import cpu_plugin
 from .ops import PASTE_MODES, dali_batch_size, dali_inputs, num_dali_inputs
 

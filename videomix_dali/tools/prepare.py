@@ -1,20 +1,21 @@
 """``videomix-dali prepare``: re-encode a dataset into the layout the loader decodes fastest.
 
-Every video of a dataset (folder-per-class or any index :func:`~videomix_dali.index.read_index`
-reads) is decoded and re-encoded, video only (audio is dropped):
+Every video of a dataset (folder-per-class or any index
+:func:`~videomix_dali.source.index.read_index` reads) is decoded and re-encoded, video only
+(audio is dropped):
 
 - scaled so that its short side is ``short_side`` pixels (aspect kept, even sizes);
 - as VP9 in ``.webm`` (DALI's CPU backend) or 8-bit 4:2:0 H.264 in ``.mkv`` (NVDEC), or both
   (two trees, ``DST/vp9`` and ``DST/h264``);
 - with a keyframe at least every ``gop`` frames, in a Matroska container whose clusters begin
   at keyframes, so the loader decodes a clip from the keyframe at or before it
-  (:mod:`videomix_dali.cuts`); every output is probed and refused unless it can be cut;
+  (:mod:`videomix_dali.source.cuts`); every output is probed and refused unless it can be cut;
 - keeping every frame (same frame count, so index sub-ranges keep their frame numbers).
 
 ``codec="copy"`` re-encodes nothing: the video stream's packets are remuxed as they are into
 Matroska (``.mkv``, clusters at keyframes; milliseconds per file), keeping size, codec and
 keyframes; ``short_side`` and ``gop`` do not apply. MP4 needs no preparation (its clips are cut
-from the sample table, :mod:`videomix_dali.remux`); copy is for those who want files cut at
+from the sample table, :mod:`videomix_dali.source.remux`); copy is for those who want files cut at
 clusters on disk.
 
 Files are encoded in a process pool, each to a temporary ``.<name>.part`` beside its output;
@@ -67,7 +68,7 @@ from pathlib import Path, PurePosixPath
 import av
 from tqdm import tqdm
 
-from ..index import (
+from ..source.index import (
     HMDB_SPLIT_ARG_RE,
     HMDB_SPLIT_RE,
     HMDB_TAGS,
@@ -77,7 +78,7 @@ from ..index import (
     detect_format,
     read_index,
 )
-from ..probe import ProbeError, probe_video
+from ..source.probe import ProbeError, probe_video
 
 __all__ = [
     "CODECS",
@@ -439,7 +440,7 @@ def _is_done(job: _Job, dst: Path, manifest: dict[str, dict]) -> bool:
 
 
 # --------------------------------------------------------------------------------------------
-# index writers: one per format of videomix_dali.index, each the inverse of its reader
+# index writers: one per format of videomix_dali.source.index, each the inverse of its reader
 
 
 def _source_root(fmt: str, path: Path, root: str | os.PathLike | None, split: str | None) -> Path:

@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ...cuts import CutIndex
-from ...probe import probe_video
-from ...table_store import TableRef
+from ...source.cuts import CutIndex
+from ...source.probe import probe_video
+from ...source.table_store import TableRef
 from ..demo import DIRECTIONS, _assign_scenes, _encode, _render, _video_spec
 
 __all__ = ["BenchData", "bench_split", "make_bench_data"]

@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ...index import read_index
 from ...loader import VideoLoader
-from ...probe import VideoInfo
-from ...probe_cache import probe_videos
+from ...source.index import read_index
+from ...source.probe import VideoInfo
+from ...source.probe_cache import probe_videos
 from .data import cut_frames, make_bench_data
 from .report import write_json
 

@@ -3,7 +3,8 @@ clip on demand.
 
 A Kinetics-size MP4 dataset holds tens of millions of packets; the probe cache, which every
 start loads whole, keeps only a :class:`TableRef` per video, and a clip loads its video's
-:class:`~videomix_dali.remux.SampleTable` here (the last ``_IN_MEMORY`` tables stay in memory).
+:class:`~videomix_dali.source.remux.SampleTable` here (the last ``_IN_MEMORY`` tables stay in
+memory).
 A missing or unreadable table file is rebuilt from the video, unless the video changed since
 it was probed (ValueError: the loader then names the file).
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import cache_dir, file_key, open_cached, write_atomic
+from ..cache import cache_dir, file_key, open_cached, write_atomic
 from .remux import SampleTable, sample_table
 
 _FOLDER = "tables-v1"

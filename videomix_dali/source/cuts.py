@@ -179,7 +179,7 @@ def cut_index(
     Per video packet in decode order, as the probe demuxes them: ``positions`` byte position
     (PyAV's ``packet.pos``), ``display`` the index a full decode shows its frame at (-1:
     hidden), ``safe`` whether a clip may start decoding at it
-    (:func:`videomix_dali.probe.presentation_order`). A cut point is a cluster whose first
+    (:func:`videomix_dali.source.probe.presentation_order`). A cut point is a cluster whose first
     packet is safe; its frame is that packet's display index.
     """
     size = os.path.getsize(path)

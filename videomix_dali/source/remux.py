@@ -3,7 +3,7 @@
 DALI 2.4's ``fn.decoders.video`` decodes an in-memory file from its first frame on every
 sample, so a clip must arrive as only the packets it needs. An MP4 keeps where its packets are
 in a sample table (``moov``), apart from the packet bytes (``mdat``), so it cannot be cut by
-byte range as a Matroska file can (:mod:`videomix_dali.cuts`). Instead :func:`sample_table`
+byte range as a Matroska file can (:mod:`videomix_dali.source.cuts`). Instead :func:`sample_table`
 demuxes the file once (PyAV, no decode) into per-packet arrays, and :func:`clip_bytes` writes
 per clip a small Matroska file: EBML header, Segment, Info, one video track, Clusters of
 SimpleBlocks holding the packets from a safe keyframe at or before the clip's first frame

@@ -3,7 +3,7 @@
 Clip sampling needs each video's frame count before decode, so that the loader's own seeded
 sampler can pick exact frame indices (DALI decodes the indices it is given). Size, codec and pixel
 format decide whether a backend can decode the file at all (:func:`nvdec_unusable_reason`).
-Many files, once: :func:`videomix_dali.probe_cache.probe_videos` (cached, split over ranks).
+Many files, once: :func:`videomix_dali.source.probe_cache.probe_videos` (cached, split over ranks).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .cache import file_key
+from ..cache import file_key
 from .cuts import CutIndex, cut_index, declared_size
 from .remux import sample_table
 from .table_store import TableRef, save_table
@@ -36,8 +36,8 @@ class VideoInfo:
     pix_fmt: str  # FFmpeg pixel format, e.g. "yuv420p", "yuv420p10le"
     bit_depth: int  # bits per luma sample
     chroma: str  # chroma subsampling J:a:b ("4:2:0", "4:4:4", "4:0:0" for grey) or "RGB"
-    # where a clip's bytes come from: Matroska cut at keyframe clusters (videomix_dali.cuts),
-    # or an MP4 / MOV's packets rewrapped as Matroska (videomix_dali.remux)
+    # where a clip's bytes come from: Matroska cut at keyframe clusters (videomix_dali.source.cuts),
+    # or an MP4 / MOV's packets rewrapped as Matroska (videomix_dali.source.remux)
     cuts: CutIndex | TableRef | None = None
     uncut_reason: str | None = None  # why not: a clip then decodes the whole file from frame 0
 
@@ -52,7 +52,7 @@ class ProbeError(ValueError):
 
 def probe_video(path: str | Path) -> VideoInfo:
     """Count the frames of ``path``'s first video stream by demuxing (no decode); an MP4 /
-    MOV's sample table is saved for its clips (:mod:`videomix_dali.table_store`)."""
+    MOV's sample table is saved for its clips (:mod:`videomix_dali.source.table_store`)."""
     path = Path(path)
     size = regular_file(path).st_size
     try:

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .cache import cache_dir, open_cached, write_atomic
+from ..cache import cache_dir, open_cached, write_atomic
+from ..runtime import rank_and_world_size
 from .cuts import CutIndex
 from .probe import ProbeError, VideoInfo, cache_key, probe_video
-from .runtime import rank_and_world_size
 from .table_store import TableRef
 
 log = logging.getLogger(__name__)

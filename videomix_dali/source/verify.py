@@ -20,7 +20,7 @@ from pathlib import Path
 import av
 from tqdm import tqdm
 
-from .cache import cache_dir, open_cached, write_atomic
+from ..cache import cache_dir, open_cached, write_atomic
 from .cuts import CutIndex, block_counts, video_track
 from .probe import VideoInfo, cache_key
 

@@ -2,8 +2,8 @@
 
 DALI 2.4's CPU ``fn.decoders.video`` decodes VP8, VP9 and MJPEG only. For the other codecs the
 CPU graph takes its frames from here: the same in-memory clip bytes the GPU decoder gets (a
-Matroska file beginning at a safe keyframe, :mod:`videomix_dali.cuts` and
-:mod:`videomix_dali.remux`), decoded in presentation order, the frames a clip asks for picked
+Matroska file beginning at a safe keyframe, :mod:`videomix_dali.source.cuts` and
+:mod:`videomix_dali.source.remux`), decoded in presentation order, the frames a clip asks for picked
 out. A decode that ends before a requested frame is an error, never a padded clip.
 """
 

@@ -14,7 +14,7 @@ import torch
 from videos import decode_video, ramp_video, write_video
 
 from videomix_dali import VideoLoader
-from videomix_dali import loader as loader_module
+from videomix_dali.loading import videos as loader_module
 from videomix_dali.source import verify
 from videomix_dali.source.probe import probe_video
 

@@ -83,7 +83,7 @@ def test_find_cycle_finds_a_planted_cycle():
 
 def test_the_library_and_the_app_import_without_cycles():
     graph = import_graph()
-    assert {"videomix_dali.loader", "train.trainer", "train.run"} <= set(graph)
+    assert {"videomix_dali.loading.videos", "train.trainer", "train.run"} <= set(graph)
     assert "train.evaluate" in graph["train.run"]  # the graph really sees edges
     cycle = find_cycle(graph)
     assert cycle is None, " -> ".join(cycle)
@@ -180,8 +180,8 @@ def test_the_source_layer_knows_nothing_of_graphs_samplers_or_loaders():
 #: device a pipeline gets, whose memory a batch must fit in.
 BACKEND_BRANCHES_OUTSIDE_THE_GRAPH = {
     "videomix_dali/runtime.py": 2,  # "auto" resolved; free memory of the host or the GPU
-    "videomix_dali/loader.py": 4,  # files each backend decodes (2); CUDA device id; memory
-    "videomix_dali/features.py": 1,  # CUDA device id
+    "videomix_dali/loading/videos.py": 4,  # files each backend decodes (2); CUDA device; memory
+    "videomix_dali/loading/features.py": 1,  # CUDA device id
 }
 
 

@@ -22,7 +22,7 @@ import pytest
 import torch
 from videos import ramp_video, write_video
 
-from videomix_dali.loader import VideoLoader
+from videomix_dali.loading.videos import VideoLoader
 from videomix_dali.source import probe_cache
 from videomix_dali.source.cuts import CutIndex
 from videomix_dali.source.probe import (

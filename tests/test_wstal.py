@@ -11,15 +11,15 @@ import torch
 from train.wstal.localize import extract_proposals, localize_video
 from train.wstal.metrics import IOU_THRESHOLDS, detection_map
 from train.wstal.model import WSTALNet, topk_mean, wstal_loss
-from videomix_dali.features import (
-    FeatureLoader,
+from videomix_dali.loading.features import FeatureLoader
+from videomix_dali.mix import VideoMix
+from videomix_dali.source.features import (
     load_feature_dataset,
     normalize_targets,
     positions_to_seconds,
     sample_positions,
     segment_seconds,
 )
-from videomix_dali.mix import VideoMix
 from videomix_dali.tools.demo_features import make_demo_features
 
 # --------------------------------------------------------------------------- detection_map
@@ -324,6 +324,12 @@ def test_feature_loader_resumes_mid_epoch_with_the_same_next_batches(tmp_path):
     for a, b in zip(straight[1:], rest):
         assert all(torch.equal(x, y) for x, y in zip(a, b))
     assert not torch.equal(straight[0][0], straight[2][0])  # a new order, new jitter per epoch
+    next(it)  # the epoch's last batch: from now on the position is the next epoch's first
+    end = loader.state_dict()
+    assert (end["epoch"], end["step"]) == (1, 0)
+    after = make()
+    after.load_state_dict(end)
+    assert all(torch.equal(x, y) for x, y in zip(straight[2], next(iter(after))))
 
 
 @pytest.mark.gpu

@@ -10,7 +10,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .loader import VideoLoader
+    from .loading.features import FeatureLoader
+    from .loading.videos import VideoLoader
     from .mix import VideoMix
     from .recipes import Recipe, load_recipe
     from .source.index import VideoEntry, VideoIndex, read_index
@@ -21,12 +22,14 @@ _HOMES = {
     "Recipe": "recipes",
     "VideoEntry": "source.index",
     "VideoIndex": "source.index",
-    "VideoLoader": "loader",
+    "FeatureLoader": "loading.features",
+    "VideoLoader": "loading.videos",
     "VideoMix": "mix",
     "load_recipe": "recipes",
     "read_index": "source.index",
 }
 __all__ = [
+    "FeatureLoader",
     "Recipe",
     "VideoEntry",
     "VideoIndex",

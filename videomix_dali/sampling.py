@@ -1,4 +1,5 @@
-"""The loader's seeded sampler: epoch order, sharding, clip frame indices and crop windows.
+"""The loaders' seeded samplers: epoch order, sharding, clip frame indices and crop windows,
+feature-sequence positions.
 
 Everything random about a clip is drawn here, on the host, from ``SeedSequence([seed, epoch,
 position])`` where ``position`` is the clip's place in the epoch's global order. So a clip's
@@ -9,13 +10,13 @@ of a run can be reproduced (resume) from ``(epoch, step)`` alone.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
 from .recipes import Recipe
+from .source.features import sample_positions
 
 LAST_BATCH_POLICIES = ("drop", "partial")
 
@@ -394,78 +395,23 @@ class ClipSampler(EpochSampler):
         return np.stack([ops, signs]).astype(np.int32)
 
 
-class LoaderPosition:
-    """Where a loader over a seeded sampler stands: the next batch to be yielded.
+class FeatureSampler(EpochSampler):
+    """Per-epoch order of the videos, this shard's batches, and each video's T positions.
 
-    ``epoch``, ``step`` and ``seed`` fix every later batch, so saving them resumes exactly;
-    :meth:`positions` is the endless (epoch, step) stream a host source feeds its pipeline
-    from. Subclasses define ``__len__`` (batches per epoch), build their pipeline anew where
-    ``_pipe`` is None, and run their loops through :meth:`_new_loop` / :meth:`_check_loop`:
-    one loop is live at a time.
+    ``lengths``: segments per video; ``num_positions``: T, or None for every video's full
+    length. Training jitters each bin with the generator of the video's global position.
     """
 
-    epoch: int
-    step: int
-    seed: int
-    sampler: EpochSampler
-    _pipe: Any
-    _loop: int = 0  # id of the live loop: a new iter() or load_state_dict() ends the others
+    def __init__(self, lengths: list[int], num_positions: int | None, **kwargs: Any) -> None:
+        self.lengths = lengths
+        self.num_positions = num_positions
+        super().__init__(len(lengths), **kwargs)
 
-    def __len__(self) -> int:
-        raise NotImplementedError
-
-    def positions(self) -> Iterator[tuple[int, int]]:
-        """(epoch, step) of every batch from the current position on, epoch after epoch."""
-        epoch, step = self.epoch, self.step
-        while True:
-            yield epoch, step
-            step += 1
-            if step == len(self):
-                epoch, step = epoch + 1, 0
-
-    def _new_loop(self) -> int:
-        """Start a loop (``iter()``): the loops started before it end."""
-        self._loop += 1
-        return self._loop
-
-    def _check_loop(self, loop: int) -> None:
-        """RuntimeError where ``loop`` is no longer the live one."""
-        if loop != self._loop:
-            raise RuntimeError(
-                "this iterator over the loader was ended by a later iter() or load_state_dict(); "
-                "iterate the loader again (one loop at a time continues from its position)"
-            )
-
-    def _depends_on(self) -> dict[str, Any]:
-        """What a position means something only with: the seed and the sampler's layout."""
-        s = self.sampler
-        return {
-            "seed": self.seed,
-            "batch_size": s.batch_size,
-            "num_shards": s.num_shards,
-            "num_items": s.num_items,
-        }
-
-    def state_dict(self) -> dict[str, Any]:
-        """Position of the consumer (the next batch to be yielded) and what it depends on."""
-        return {"epoch": self.epoch, "step": self.step, **self._depends_on()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from ``state``: the next batches equal those of an uninterrupted run.
-
-        ValueError where ``state`` was saved by a loader of another seed, batch size, shard
-        count or index; a loop running over this loader ends (see :meth:`_check_loop`).
-        """
-        for key, value in self._depends_on().items():
-            if key not in state:
-                raise ValueError(f"the state has no {key!r} (an older layout?): cannot resume")
-            if state[key] != value:
-                raise ValueError(
-                    f"the state was saved with {key}={state[key]!r} but this loader has "
-                    f"{key}={value!r}: its position would point at other clips"
-                )
-        if not 0 <= state["step"] < len(self):
-            raise ValueError(f"state step {state['step']} outside 0..{len(self) - 1}")
-        self.epoch, self.step = state["epoch"], state["step"]
-        self._pipe = None
-        self._new_loop()
+    def batch(self, epoch: int, step: int) -> list[tuple[int, np.ndarray]]:
+        """(video, (T,) int64 segment indices) of each sample of batch ``step`` of ``epoch``."""
+        out = []
+        for position, item in self.batch_items(epoch, step):
+            L = self.lengths[item]
+            rng = self.rng(epoch, position) if self.train else None
+            out.append((item, sample_positions(L, self.num_positions or L, rng=rng)))
+        return out

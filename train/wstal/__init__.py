@@ -8,8 +8,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from videomix_dali.features import FeatureDataset
 from videomix_dali.mix import VideoMix
+from videomix_dali.source.features import FeatureDataset
 
 from .localize import predict, video_accuracy
 from .metrics import IOU_THRESHOLDS, detection_map

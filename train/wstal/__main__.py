@@ -17,12 +17,8 @@ import time
 
 import numpy as np
 
-from videomix_dali.features import (
-    SUBSETS,
-    FeatureDataset,
-    load_feature_dataset,
-)
 from videomix_dali.recipes import load_recipe
+from videomix_dali.source.features import SUBSETS, FeatureDataset, load_feature_dataset
 from videomix_dali.tools.demo_features import make_demo_features
 
 from ..arguments import (

@@ -20,7 +20,8 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from videomix_dali.features import FeatureDataset, FeatureLoader, positions_to_seconds
+from videomix_dali.loading.features import FeatureLoader
+from videomix_dali.source.features import FeatureDataset, positions_to_seconds
 
 __all__ = ["extract_proposals", "localize_video", "predict"]
 

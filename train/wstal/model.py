@@ -22,8 +22,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from videomix_dali.features import FeatureDataset, FeatureLoader
+from videomix_dali.loading.features import FeatureLoader
 from videomix_dali.mix.hide import hide_segments, sample_hidden
+from videomix_dali.source.features import FeatureDataset
 
 __all__ = ["WSTALNet", "wstal_loss", "fit"]
 

@@ -86,7 +86,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
 
 def cmd_stream(args: argparse.Namespace) -> None:
     """Stream epochs of augmented batches through the loader and report clips/s."""
-    from ..loader import VideoLoader
+    from ..loading.videos import VideoLoader
     from .demo import demo_split
 
     data = args.data
@@ -125,7 +125,7 @@ def cmd_show(args: argparse.Namespace) -> None:
     """Mix one batch of demo (or given) clips and draw it: samples x frames, boxes, weights."""
     import numpy as np
 
-    from ..loader import VideoLoader
+    from ..loading.videos import VideoLoader
     from ..mix import VideoMix
     from .demo import demo_split
     from .show import render_mix_grid

@@ -1,5 +1,5 @@
 """``videomix-dali demo-features``: a synthetic feature dataset for the WSTAL pipeline (the
-layout :func:`~videomix_dali.features.load_feature_dataset` reads), made in a fraction of a
+layout :func:`~videomix_dali.source.features.load_feature_dataset` reads), made in a fraction of a
 second so the localization app runs end to end without THUMOS'14."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..features import SEGMENT_FRAMES
+from ..source.features import SEGMENT_FRAMES
 
 
 def make_demo_features(

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ...loader import VideoLoader
+from ...loading.videos import VideoLoader
 from ...source.index import read_index
 from ...source.probe import VideoInfo
 from ...source.probe_cache import probe_videos

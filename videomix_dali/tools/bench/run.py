@@ -93,7 +93,7 @@ def run_bench(
     """
     import torch
 
-    from ...loader import VideoLoader
+    from ...loading.videos import VideoLoader
     from ...mix import MODES
 
     if device not in ("cpu", "gpu"):

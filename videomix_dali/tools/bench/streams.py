@@ -102,7 +102,7 @@ def make_stream(
 
     The :data:`LIMIT` stream yields (frames decoded per clip (N,) int, None): clips, no pixels.
     """
-    from ...loader import VideoLoader
+    from ...loading.videos import VideoLoader
     from ...mix import VideoMix
 
     if name == OURS or name in cfg["several_clips"]:

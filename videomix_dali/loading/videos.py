@@ -15,29 +15,27 @@ import av
 import numpy as np
 import torch
 
-from .graph.build import DTYPES, PLACEHOLDER, build_pipeline, clip_decode_error
-from .graph.plan import GraphPlan
-from .graph.randaugment import suite as randaugment_suite
-from .handoff import to_torch
-from .mix import MixStack, VideoMix, mix_labels
-from .recipes import Recipe, checked_int, resolve_recipe
-from .runtime import check_ranks_agree, free_memory, rank_and_world_size, resolve_device
-from .sampling import LAST_BATCH_POLICIES, Clip, ClipConfig, ClipSampler, LoaderPosition
-from .source.cuts import clip_bytes
-from .source.host_decode import HostDecoder
-from .source.index import VideoIndex, read_index
-from .source.probe import ProbeError, VideoInfo, nvdec_unusable_reason
-from .source.probe_cache import probe_videos
-from .source.remux import clip_bytes as remux_clip_bytes
-from .source.table_store import TableRef
-from .source.verify import VERIFY_MODES, decoder_message, is_sticky_cuda_error, verify_videos
+from ..graph.build import DTYPES, PLACEHOLDER, build_pipeline, clip_decode_error
+from ..graph.plan import GraphPlan
+from ..graph.randaugment import suite as randaugment_suite
+from ..handoff import to_torch
+from ..mix import MixStack, VideoMix, mix_labels
+from ..recipes import Recipe, checked_int, resolve_recipe
+from ..runtime import check_ranks_agree, free_memory, resolve_device
+from ..sampling import LAST_BATCH_POLICIES, Clip, ClipConfig, ClipSampler
+from ..source.cuts import clip_bytes
+from ..source.host_decode import HostDecoder
+from ..source.index import VideoIndex, read_index
+from ..source.probe import ProbeError, VideoInfo, nvdec_unusable_reason
+from ..source.probe_cache import probe_videos
+from ..source.remux import clip_bytes as remux_clip_bytes
+from ..source.table_store import TableRef
+from ..source.verify import VERIFY_MODES, decoder_message, is_sticky_cuda_error, verify_videos
+from .core import LoaderPosition, checked_prefetch, resolve_shards
 
 log = logging.getLogger(__name__)
 
 SHORT_VIDEO_POLICIES = ("pad", "skip")
-#: Most batches DALI may prepare ahead: it prepares all of them before it returns the first,
-#: and holds each in memory (2 to 4 hide the decode time's jitter).
-MAX_PREFETCH = 16
 #: The frame indices of a sample that does not decode (it takes its run's decode).
 PLACEHOLDER_FRAMES = np.zeros(1, np.int32)
 
@@ -143,13 +141,14 @@ class VideoLoader(LoaderPosition):
     ) -> None:
         self.recipe: Recipe = resolve_recipe(recipe, **overrides)
         recipe = self.recipe
-        probe_ranks = (0, 1)  # explicit shards: the other shards' processes may not exist
-        if shard_id is None and num_shards is None:
-            shard_id, num_shards = probe_ranks = rank_and_world_size()
-        elif shard_id is None or num_shards is None:
-            raise ValueError("shard_id and num_shards must be given together")
+        # probing is split over the process group's ranks; with explicit shards the other
+        # shards' processes may not exist
+        group = shard_id is None and num_shards is None
+        shard_id, num_shards = resolve_shards(shard_id, num_shards)
+        probe_ranks = (shard_id, num_shards) if group else (0, 1)
         last_batch = last_batch or ("drop" if train else "partial")
-        self._validate(dtype, shard_id, num_shards, last_batch, prefetch)
+        self._validate(dtype, last_batch)
+        self.prefetch = checked_prefetch(prefetch)
         if short_videos not in SHORT_VIDEO_POLICIES:
             raise ValueError(f"short_videos={short_videos!r} must be one of {SHORT_VIDEO_POLICIES}")
         if verify not in VERIFY_MODES:
@@ -161,7 +160,6 @@ class VideoLoader(LoaderPosition):
         self.dtype = dtype
         self.seed = checked_int("seed", seed, 0)
         self.num_threads = checked_int("num_threads", num_threads, 1)
-        self.prefetch = prefetch
         self.return_index = return_index
         if mix is not None and not isinstance(mix, (VideoMix, MixStack)):
             raise ValueError(f"mix={mix!r} must be a VideoMix, a MixStack or None")
@@ -216,20 +214,12 @@ class VideoLoader(LoaderPosition):
         self._fed: deque[tuple[int, int]] = deque()
 
     @staticmethod
-    def _validate(dtype, shard_id, num_shards, last_batch, prefetch):
+    def _validate(dtype, last_batch):
         """The loader's own arguments (the recipe's fields are checked by ``Recipe``)."""
         if dtype not in DTYPES:
             raise ValueError(f"dtype={dtype!r} must be one of {', '.join(DTYPES)}")
-        if num_shards < 1 or not 0 <= shard_id < num_shards:
-            raise ValueError(f"shard_id={shard_id} must be in [0, num_shards={num_shards})")
         if last_batch not in LAST_BATCH_POLICIES:
             raise ValueError(f"last_batch={last_batch!r} must be one of {LAST_BATCH_POLICIES}")
-        checked_int("prefetch", prefetch, 1)
-        if prefetch > MAX_PREFETCH:
-            raise ValueError(
-                f"prefetch={prefetch} must be <= {MAX_PREFETCH}: DALI prepares every prefetched "
-                "batch before it returns the first one and holds each in memory"
-            )
 
     def batch_bytes(self) -> int:
         """Estimated bytes of one batch in the pipeline: the decoded frames at the largest
@@ -553,7 +543,7 @@ class VideoLoader(LoaderPosition):
         return {**super().state_dict(), "damaged": [str(p) for p in self.damaged]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from ``state`` (see :class:`~videomix_dali.sampling.LoaderPosition`); the
+        """Continue from ``state`` (see :class:`~videomix_dali.loading.core.LoaderPosition`); the
         files it found damaged are skipped here too, their clips replaced the same way."""
         super().load_state_dict({"clips_per_video": 1, **state})  # older states: one per video
         videos = {str(e.path): k for k, e in enumerate(self.entries)}

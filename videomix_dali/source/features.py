@@ -1,6 +1,8 @@
 """Pre-extracted feature sequences for weakly-supervised temporal action localization.
 
-The layout is the one the public WSTAL code bases (BaSNet, W-TALC, ...) use for THUMOS'14:
+Their format on disk, read into a :class:`FeatureDataset`, and how T positions are taken from
+a sequence. The layout is the one the public WSTAL code bases (BaSNet, W-TALC, ...) use for
+THUMOS'14:
 
 * a features folder with one ``<video_id>.npy`` per video, a (T, D) float32 array: one row
   per 16-frame segment (I3D RGB + flow: D = 1024 + 1024 = 2048);
@@ -17,21 +19,12 @@ The layout is the one the public WSTAL code bases (BaSNet, W-TALC, ...) use for 
 Segment ``i`` of a video at ``fps`` covers ``[16 i / fps, 16 (i + 1) / fps)`` seconds
 (:func:`segment_seconds`).
 
-The data path (:class:`FeatureLoader`) is the video loader's core::
-
-    FeatureSampler (seeded: epoch order, shard, T positions per video)
-    ->  host source: the T rows of each file (memory map), targets, mix params (packed)
-    ->  one DALI graph: (.gpu()) -> the pipeline's mix step, (N, T, D), VideoMix (temporal)
-    ->  torch.from_dlpack(batch.as_tensor())          (no copy; dynamic executor)
-
-with ``device="cpu"`` or ``device="gpu"`` (same graph; on GPU the step gets CuPy arrays
-and the mix runs as a CuPy kernel).  Fixed-length sampling (:func:`sample_positions`)
-follows BaSNet: a sequence of L >= T segments is cut into T equal bins and one segment is
-taken per bin (the bin start for evaluation, a uniformly random one in the bin for
-training); a shorter one is stretched to T by repeating segments (nearest neighbour,
-position i reads segment ``floor(i L / T)``), so no padding value ever reaches the model
-or the mixing, and the valid (original) length L travels with the batch: position i of
-the T covers segments ``[i L / T, (i + 1) L / T)`` (:func:`positions_to_seconds`).
+Fixed-length sampling (:func:`sample_positions`) follows BaSNet: a sequence of L >= T segments
+is cut into T equal bins and one segment is taken per bin (the bin start for evaluation, a
+uniformly random one in the bin for training); a shorter one is stretched to T by repeating
+segments (nearest neighbour, position i reads segment ``floor(i L / T)``), so no padding value
+ever reaches the model or the mixing, and the valid (original) length L travels with the batch:
+position i of the T covers segments ``[i L / T, (i + 1) L / T)`` (:func:`positions_to_seconds`).
 
 Targets are multi-hot rows normalised to sum 1 *per source video before mixing*
 (:func:`normalize_targets`), as BaSNet normalises its targets; mixing then weights each
@@ -43,29 +36,17 @@ outweigh one with one class).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import EllipsisType
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
-import torch
-
-from .graph.build import build_feature_pipeline
-from .handoff import to_torch
-from .mix import VideoMix, mix_labels
-from .recipes import FeatureRecipe, resolve_recipe
-from .runtime import rank_and_world_size, resolve_device
-from .sampling import EpochSampler, LoaderPosition
 
 __all__ = [
     "SEGMENT_FRAMES",
     "FeatureVideo",
     "FeatureDataset",
-    "FeatureBatch",
-    "FeatureLoader",
-    "FeatureSampler",
     "read_classes",
     "load_feature_dataset",
     "segment_seconds",
@@ -314,196 +295,3 @@ def load_feature_dataset(
 
 
 # --------------------------------------------------------------------------- DALI loader
-
-
-class FeatureBatch(NamedTuple):
-    """One batch as torch tensors; ``features`` and ``target`` share DALI's memory."""
-
-    features: torch.Tensor  # (N, T, D) float32
-    target: torch.Tensor  # (N, K) float32: normalised multi-hot, mixed by exact segment share
-    index: torch.Tensor  # (N,) int64 dataset index of each (unmixed) sample
-    length: torch.Tensor  # (N,) int64 original number of segments (the valid length)
-
-
-class FeatureSampler(EpochSampler):
-    """Per-epoch order of the videos, this shard's batches, and each video's T positions.
-
-    ``lengths``: segments per video; ``num_positions``: T, or None for every video's full
-    length. Training jitters each bin with the generator of the video's global position.
-    """
-
-    def __init__(self, lengths: list[int], num_positions: int | None, **kwargs: Any) -> None:
-        self.lengths = lengths
-        self.num_positions = num_positions
-        super().__init__(len(lengths), **kwargs)
-
-    def batch(self, epoch: int, step: int) -> list[tuple[int, np.ndarray]]:
-        """(video, (T,) int64 segment indices) of each sample of batch ``step`` of ``epoch``."""
-        out = []
-        for position, item in self.batch_items(epoch, step):
-            L = self.lengths[item]
-            rng = self.rng(epoch, position) if self.train else None
-            out.append((item, sample_positions(L, self.num_positions or L, rng=rng)))
-        return out
-
-
-class FeatureLoader(LoaderPosition):
-    """Batches of fixed-length feature sequences from one DALI pipeline, handed to torch.
-
-    The same core as :class:`~videomix_dali.VideoLoader`: a seeded sampler fixes each epoch's
-    order and every video's positions, an endless host source feeds one pipeline for the
-    life of the loader (rows read on the host, moved with ``.gpu()``), the mix runs inside
-    the graph (the pipeline's shared mix step), and ``state_dict()`` /
-    ``load_state_dict()`` resume exactly. Each epoch visits every video of this shard once;
-    iterating continues the current epoch where it stopped. Batches are
-    :class:`FeatureBatch`.
-
-    Args:
-        dataset: a :class:`FeatureDataset` (usually one subset).
-        recipe: a feature protocol of ``pipelines/`` by name (``"thumos-features"``) or a
-            ``FeatureRecipe``; ``loader.recipe`` holds it with the overrides.
-        num_positions: T, the fixed length; default the recipe's (750); None keeps every
-            video's full length (needs ``batch_size=1``: the evaluation setting, bit-exact).
-        train: random order per epoch, jittered bin sampling, last partial batch dropped;
-            else file order, deterministic sampling, every video once.
-        mix: a ``VideoMix`` (mode temporal / mixup / none) applied to (N, T, D) inside the
-            graph, or None; its parameters come from its seeded sampler at step
-            ``epoch * len + b``.
-        seed: order and jitter come from ``SeedSequence([seed, epoch(, position)])``.
-        device: ``"cpu"``, ``"gpu"`` or ``"auto"``.
-        device_id: the GPU; default ``torch.cuda.current_device()``.
-        shard_id, num_shards: this process's shard; default ``torch.distributed``'s rank and
-            world size.
-        num_threads: DALI CPU threads.
-        prefetch: batches DALI prepares ahead of the consumer.
-        **overrides: recipe fields to change, e.g. ``batch_size=16``.
-    """
-
-    def __init__(
-        self,
-        dataset: FeatureDataset,
-        *,
-        recipe: str | FeatureRecipe = "thumos-features",
-        num_positions: int | None | EllipsisType = ...,
-        train: bool = False,
-        mix: VideoMix | None = None,
-        seed: int = 0,
-        device: str = "cpu",
-        device_id: int | None = None,
-        shard_id: int | None = None,
-        num_shards: int | None = None,
-        num_threads: int = 2,
-        prefetch: int = 2,
-        **overrides: Any,
-    ) -> None:
-        if num_positions is not ... and num_positions is not None:
-            overrides["num_positions"] = num_positions
-        self.recipe: FeatureRecipe = resolve_recipe(recipe, FeatureRecipe, **overrides)
-        self.num_positions = self.recipe.num_positions if num_positions is not None else None
-        batch_size = self.recipe.batch_size
-        if self.num_positions is None and batch_size != 1:
-            raise ValueError("num_positions=None (full length) needs batch_size=1")
-        if len(dataset) == 0:
-            raise ValueError("dataset has no videos")
-        if mix is not None:
-            if not isinstance(mix, VideoMix):
-                raise ValueError(f"mix must be a videomix_dali.mix.VideoMix or None, got {mix!r}")
-            if mix.num_classes not in (None, dataset.num_classes):
-                raise ValueError(
-                    f"mix has num_classes={mix.num_classes}, dataset has {dataset.num_classes}"
-                )
-        if shard_id is None and num_shards is None:
-            shard_id, num_shards = rank_and_world_size()
-        elif shard_id is None or num_shards is None:
-            raise ValueError("shard_id and num_shards must be given together")
-        self.device = resolve_device(device)
-        self.device_id = device_id
-        if self.device == "gpu" and device_id is None:
-            self.device_id = torch.cuda.current_device()
-        self.dataset = dataset
-        self.train = bool(train)
-        self.mix = mix
-        self.seed = int(seed)
-        self.num_threads = num_threads
-        self.prefetch = prefetch
-        self.sampler = FeatureSampler(
-            [v.length for v in dataset.videos],
-            self.num_positions,
-            train=self.train,
-            batch_size=batch_size,
-            shard_id=shard_id,
-            num_shards=num_shards,
-            last_batch="drop" if self.train else "partial",
-            seed=self.seed,
-        )
-        if self.sampler.num_batches == 0:
-            raise ValueError(f"{len(dataset)} videos cannot fill one batch of {batch_size}")
-        self._targets = normalize_targets(dataset.multi_hot())
-        self.epoch = 0
-        self.step = 0
-        self._pipe = None
-
-    @property
-    def batch_size(self) -> int:
-        return self.recipe.batch_size
-
-    def __len__(self) -> int:
-        """Batches per epoch for this shard."""
-        return self.sampler.num_batches
-
-    def _source(self) -> Iterator[tuple[list, ...]]:
-        """Host side of the pipeline: the next batch's rows, targets, indices, lengths (and
-        packed mix params); endless, from the loader's position on."""
-        videos = self.dataset.videos
-        for epoch, step in self.positions():
-            samples = self.sampler.batch(epoch, step)
-            items = [i for i, _ in samples]
-            feats = [_read_rows(videos[i].path, pos) for i, pos in samples]
-            target = self._targets[items]
-            extra: tuple = ()
-            if self.mix is not None:
-                shape = (len(feats), *feats[0].shape)
-                params = self.mix.sample(shape, step=epoch * len(self) + step)
-                target = mix_labels(
-                    target, params, self.dataset.num_classes, self.mix.label_smoothing
-                )
-                rows, coef = params.pack()
-                extra = (list(rows), list(coef))
-            yield (
-                feats,
-                list(target),
-                [np.array(i, np.int64) for i in items],
-                [np.array(videos[i].length, np.int64) for i in items],
-            ) + extra
-
-    def _build(self) -> None:
-        stream = self._source()
-        self._pipe = build_feature_pipeline(
-            lambda: next(stream),
-            device=self.device,
-            batch_size=self.batch_size,
-            num_threads=self.num_threads,
-            prefetch=self.prefetch,
-            device_id=self.device_id,
-            seed=self.seed,
-            mix=self.mix,
-        )
-
-    def __iter__(self) -> Iterator[FeatureBatch]:
-        """The rest of the current epoch; ends the loop running before it."""
-        return self._batches(self._new_loop())
-
-    def _batches(self, loop: int) -> Iterator[FeatureBatch]:
-        while self.step < len(self):
-            self._check_loop(loop)
-            if self._pipe is None:
-                self._build()
-            outputs = self._pipe.run()
-            self.step += 1
-            yield FeatureBatch(*(to_torch(o) for o in outputs))
-        self.epoch, self.step = self.epoch + 1, 0
-
-
-def _read_rows(path: Path, positions: np.ndarray) -> np.ndarray:
-    """Rows ``positions`` of a (L, D) float32 feature file, read through a memory map."""
-    return np.ascontiguousarray(np.load(path, mmap_mode="r", allow_pickle=False)[positions])

@@ -34,6 +34,7 @@ from videomix_dali.source.probe_cache import (
     _encode,
     _read_table,
     _write_table,
+    cache_file,
     probe_videos,
 )
 
@@ -54,7 +55,7 @@ def make_corpus(src: Path, dst: Path, files: int) -> list[Path]:
 
 def fresh_cache() -> Path:
     os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="startup-cache-")
-    return Path(os.environ["XDG_CACHE_HOME"]) / "videomix_dali" / "probe-v5.npz"
+    return cache_file()
 
 
 def timed(fn) -> float:

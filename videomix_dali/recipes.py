@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
+from .checks import checked_choice, checked_int, finite_floats
 from .shipped import shipped_dir
 
 SAMPLINGS = ("window", "segment")
@@ -25,40 +25,14 @@ REPEATS = ("views", "windows")
 MAX_CLIPS_PER_VIDEO = 16
 SCHEDULE_KINDS = ("cosine", "step")
 #: Most frames a clip may have: DALI decodes, resizes and holds a clip's frames one by one in
-#: one buffer per sample (~1.3 ms per output frame on a CPU core at crop 8, so 10**6 frames
-#: take over 20 minutes per clip); the paper's protocols use 8 to 64.
+#: one buffer per sample, so a clip's time and memory grow with its frames; the paper's
+#: protocols use 8 to 64.
 MAX_NUM_FRAMES = 1024
-
-
-def checked_int(name: str, value: Any, low: int, high: int | None = None) -> int:
-    """``value`` as an int in [low, high]; ValueError naming ``name`` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name}={value!r} must be an integer")
-    if value < low or (high is not None and value > high):
-        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name}={value!r} must be an integer {bound}")
-    return int(value)
 
 
 def _positive_ints(values: dict[str, Any]) -> None:
     for name, value in values.items():
         checked_int(name, value, 1)
-
-
-def _finite_floats(name: str, value: Any, layout: tuple[str, ...]) -> tuple[float, ...]:
-    """``value`` as one finite float per name of ``layout``; ValueError naming ``name``
-    otherwise."""
-    try:
-        items = () if isinstance(value, str | bytes) else tuple(value)
-    except TypeError:  # not iterable
-        items = ()
-    if len(items) != len(layout) or not all(
-        isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in items
-    ):
-        raise ValueError(
-            f"{name}={value!r} must be {len(layout)} finite numbers ({', '.join(layout)})"
-        )
-    return tuple(float(v) for v in items)
 
 
 @dataclass(frozen=True)
@@ -223,11 +197,10 @@ class Recipe(_Fields):
     def __post_init__(self) -> None:
         object.__setattr__(self, "randaugment", checked_randaugment(self.randaugment))
         checked_int("clips_per_video", self.clips_per_video, 1, MAX_CLIPS_PER_VIDEO)
-        if self.repeat not in REPEATS:
-            raise ValueError(f"repeat={self.repeat!r} must be one of {REPEATS}")
+        checked_choice("repeat", self.repeat, REPEATS)
         for name in ("scale", "ratio", "mean", "std"):
             layout = ("min", "max") if name in ("scale", "ratio") else ("R", "G", "B")
-            object.__setattr__(self, name, _finite_floats(name, getattr(self, name), layout))
+            object.__setattr__(self, name, finite_floats(name, getattr(self, name), layout))
         if isinstance(self.schedule, dict):
             object.__setattr__(self, "schedule", Schedule(**self.schedule))
         _positive_ints(
@@ -258,8 +231,7 @@ class Recipe(_Fields):
             )
         if self.test_crops not in (1, 3):
             raise ValueError(f"test_crops={self.test_crops} must be 1 or 3")
-        if self.sampling not in SAMPLINGS:
-            raise ValueError(f"sampling={self.sampling!r} must be one of {SAMPLINGS}")
+        checked_choice("sampling", self.sampling, SAMPLINGS)
         if self.sampling == "segment" and self.test_clips != 1:
             raise ValueError("test_clips must be 1 with sampling='segment' (one view per bin)")
         if not isinstance(self.flip, bool):

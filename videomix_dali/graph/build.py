@@ -20,6 +20,7 @@ from nvidia.dali import fn, pipeline_def, types
 from nvidia.dali.data_node import DataNode
 from nvidia.dali.pipeline import Pipeline
 
+from ..checks import checked_choice
 from ..mix import MixParams, VideoMix, apply_mix
 from ..source.host_decode import HostDecodeError, decode_clip
 from ..source.verify import decoder_message
@@ -132,8 +133,7 @@ def build_pipeline(
     :mod:`~videomix_dali.graph.cpu_plugin`, mixup and cutout by DALI's own operators; GPU: the
     CuPy kernel, fused with normalising).
     """
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype={dtype!r} must be one of {', '.join(DTYPES)}")
+    checked_choice("dtype", dtype, DTYPES)
     device, names = plan.device, plan.source_outputs
     pipe_batch = plan.pipeline_batch_size(batch_size, num_frames)
 

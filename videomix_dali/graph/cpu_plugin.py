@@ -6,7 +6,7 @@ wheel, ``$CUDA_HOME`` or ``/usr/local/cuda``), cached beside the probe cache und
 keyed by the source, DALI's version and the flags (and used from there only where nobody else
 can have written it: videomix_dali.cache), and loaded once per process. It samples
 exactly as ``fn.resize(..., antialias=False)`` (the GPU graph's resize) and rounds within one
-grey level of it, at about a third of its cost on the CPU; it can also paste a mix's boxes and
+grey level of it, faster on the CPU (docs/benchmarks.md); it can also paste a mix's boxes and
 normalise in the same pass. Where it cannot be built, the CPU graph uses ``fn.resize(...,
 antialias=False)`` (and DALI's operators for the rest) and says why, once.
 """

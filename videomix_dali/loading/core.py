@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ..recipes import checked_int
+from ..checks import checked_int
 from ..runtime import rank_and_world_size
 from ..sampling import EpochSampler
 

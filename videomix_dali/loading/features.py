@@ -22,10 +22,11 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from ..checks import checked_int
 from ..graph.build import build_feature_pipeline
 from ..handoff import to_torch
 from ..mix import VideoMix, mix_labels
-from ..recipes import FeatureRecipe, checked_int, resolve_recipe
+from ..recipes import FeatureRecipe, resolve_recipe
 from ..runtime import resolve_device
 from ..sampling import FeatureSampler
 from ..source.features import FeatureDataset, normalize_targets

@@ -15,12 +15,13 @@ import av
 import numpy as np
 import torch
 
+from ..checks import checked_choice, checked_int
 from ..graph.build import DTYPES, PLACEHOLDER, build_pipeline, clip_decode_error
 from ..graph.plan import GraphPlan
 from ..graph.randaugment import suite as randaugment_suite
 from ..handoff import to_torch
 from ..mix import MixStack, VideoMix, mix_labels
-from ..recipes import Recipe, checked_int, resolve_recipe
+from ..recipes import Recipe, resolve_recipe
 from ..runtime import check_ranks_agree, free_memory, resolve_device
 from ..sampling import LAST_BATCH_POLICIES, Clip, ClipConfig, ClipSampler
 from ..source.cuts import clip_bytes
@@ -147,14 +148,11 @@ class VideoLoader(LoaderPosition):
         shard_id, num_shards = resolve_shards(shard_id, num_shards)
         probe_ranks = (shard_id, num_shards) if group else (0, 1)
         last_batch = last_batch or ("drop" if train else "partial")
-        self._validate(dtype, last_batch)
+        checked_choice("dtype", dtype, DTYPES)
+        checked_choice("last_batch", last_batch, LAST_BATCH_POLICIES)
         self.prefetch = checked_prefetch(prefetch)
-        if short_videos not in SHORT_VIDEO_POLICIES:
-            raise ValueError(f"short_videos={short_videos!r} must be one of {SHORT_VIDEO_POLICIES}")
-        if verify not in VERIFY_MODES:
-            raise ValueError(f"verify={verify!r} must be one of {VERIFY_MODES}")
-        self.short_videos = short_videos
-        self.verify = verify
+        self.short_videos = checked_choice("short_videos", short_videos, SHORT_VIDEO_POLICIES)
+        self.verify = checked_choice("verify", verify, VERIFY_MODES)
         self.device = resolve_device(device)
         self.train = train
         self.dtype = dtype
@@ -212,14 +210,6 @@ class VideoLoader(LoaderPosition):
         self.step = 0
         self._pipe = None
         self._fed: deque[tuple[int, int]] = deque()
-
-    @staticmethod
-    def _validate(dtype, last_batch):
-        """The loader's own arguments (the recipe's fields are checked by ``Recipe``)."""
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype={dtype!r} must be one of {', '.join(DTYPES)}")
-        if last_batch not in LAST_BATCH_POLICIES:
-            raise ValueError(f"last_batch={last_batch!r} must be one of {LAST_BATCH_POLICIES}")
 
     def batch_bytes(self) -> int:
         """Estimated bytes of one batch in the pipeline: the decoded frames at the largest

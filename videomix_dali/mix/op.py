@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import checked_int
 from ..runtime import rank_and_world_size
 from .apply_numpy import apply_numpy, mix_normalize_batch_numpy
 from .arrays import is_cupy, on_device_of, unwrap_array, wrap_array
@@ -137,14 +138,10 @@ class VideoMix:
         self.per_sample = bool(per_sample)
         if seed is None:
             seed = int(np.random.SeedSequence().entropy)
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be an int >= 0 or None, got {seed!r}")
-        self.seed = int(seed)
+        self.seed = checked_int("seed", seed, 0)
         if rank is None:
             rank = rank_and_world_size()[0]
-        if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 0:
-            raise ValueError(f"rank must be an int >= 0 or None, got {rank!r}")
-        self.rank = int(rank)
+        self.rank = checked_int("rank", rank, 0)
         self._step = 0
 
     def __repr__(self) -> str:
@@ -170,10 +167,7 @@ class VideoMix:
         return {"step": self._step, "seed": self.seed}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        step = state.get("step")
-        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
-            raise ValueError(f"state['step'] must be an int >= 0, got {step!r}")
-        self._step = int(step)
+        self._step = checked_int("state['step']", state.get("step"), 0)
         if "seed" in state:
             self.seed = int(state["seed"])
 
@@ -189,8 +183,8 @@ class VideoMix:
         if step is None:
             step = self._step
             self._step += 1
-        elif isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
-            raise ValueError(f"step must be an int >= 0, got {step!r}")
+        else:
+            checked_int("step", step, 0)
         return sample_mix_params(
             tuple(shape),
             rng=self.rng(int(step)),

@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import checked_int
+
 __all__ = [
     "MODES",
     "MODE_CODES",
@@ -455,8 +457,7 @@ def _cross_group_columns(rng: np.random.Generator, N: int, P: int, siblings: int
 
 def _check_siblings(siblings: Any, N: int, P: int) -> int:
     """``siblings`` as an int that divides ``N`` and leaves ``P`` partners outside a run."""
-    if isinstance(siblings, bool) or not isinstance(siblings, (int, np.integer)) or siblings < 1:
-        raise ValueError(f"siblings must be an int >= 1, got {siblings!r}")
+    siblings = checked_int("siblings", siblings, 1)
     if N % siblings:
         raise ValueError(f"a batch of {N} rows is not made of runs of siblings={siblings}")
     if siblings > 1 and P and 0 < N - siblings < P:
@@ -464,7 +465,7 @@ def _check_siblings(siblings: Any, N: int, P: int) -> int:
             f"a batch of {N} clips in runs of {siblings} per video has {N - siblings} clips of "
             f"other videos, fewer than the {P} partners each clip needs: batch more videos"
         )
-    return int(siblings)
+    return siblings
 
 
 def _sides(lam: np.ndarray, L: int, d: int) -> np.ndarray:

@@ -35,13 +35,17 @@ __all__ = [
 ]
 
 #: Rows that are not one mix mode: the run's settings besides ``mix`` (the paper's Table 2
-#: RandAugment row, M = 9, and Table 13's strongest stack, VideoMix + Cutout + RandAugment).
+#: RandAugment row, M = 9, and the stacks of its Table 13, each stage in the paper's order).
 AUGMENT_ROWS: dict[str, dict[str, Any]] = {
     "randaugment": {"mix": "none", "randaugment": [2, 9]},
+    "spatial+cutout": {"mix": "spatial", "stack": ["cutout"]},
+    "spatial+randaugment": {"mix": "spatial", "randaugment": [2, 9]},
     "spatial+cutout+randaugment": {"mix": "spatial", "stack": ["cutout"], "randaugment": [2, 9]},
+    "mixup+cutout": {"mix": "mixup", "stack": ["cutout"]},
+    "mixup+cutout+randaugment": {"mix": "mixup", "stack": ["cutout"], "randaugment": [2, 9]},
 }
 #: the paper's Tables 2, 3, 6 and 13 in miniature: the VideoMix variants, the image baselines,
-#: RandAugment and all of them stacked
+#: RandAugment and its strongest stack (the other stacks: ``--compare``)
 ABLATION_MODES: tuple[str, ...] = (
     "none",
     "spatial",
@@ -50,7 +54,8 @@ ABLATION_MODES: tuple[str, ...] = (
     "perframe",
     "mixup",
     "cutout",
-    *AUGMENT_ROWS,
+    "randaugment",
+    "spatial+cutout+randaugment",
 )
 
 

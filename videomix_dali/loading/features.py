@@ -1,7 +1,5 @@
 """``FeatureLoader``: feature sequences (N, T, D) for weakly-supervised temporal action
-localization, through the video loader's core.
-
-The data path (:class:`FeatureLoader`) is the video loader's core::
+localization (the format: :mod:`videomix_dali.source.features`), on the video loader's core::
 
     FeatureSampler (seeded: epoch order, shard, T positions per video)
     ->  host source: the T rows of each file (memory map), targets, mix params (packed)
@@ -54,7 +52,8 @@ class FeatureLoader(LoaderPosition):
     :class:`FeatureBatch`.
 
     Args:
-        dataset: a :class:`FeatureDataset` (usually one subset).
+        dataset: a :class:`~videomix_dali.source.features.FeatureDataset` (usually one
+            subset).
         recipe: a feature protocol of ``pipelines/`` by name (``"thumos-features"``) or a
             ``FeatureRecipe``; ``loader.recipe`` holds it with the overrides.
         num_positions: T, the fixed length; default the recipe's (750); None keeps every

@@ -72,7 +72,7 @@ def test_layout_and_every_file_decodes(dataset):
             frames = decode(dataset / v["path"])
             assert frames.shape == (12, 48, 64, 3), v["path"]
             # decoded pixels stay within a few levels of what was rendered
-            src = demo._render(v, 12, (48, 64))
+            src = demo.render_frames(v, 12, (48, 64))
             err = np.abs(frames.astype(np.int16) - src)
             assert err.mean() < 2.5, v["path"]
             errors.append(err.ravel())
@@ -135,7 +135,7 @@ def test_scene_is_a_shortcut_only_in_the_biased_splits(dataset):
     assert table == {(c, s): 1 for c in range(4) for s in range(4)}  # independent of the class
     # per_class not a multiple of K: every class sees every scene 1 or 2 times, totals balance
     rng = np.random.default_rng(0)
-    scenes = demo._assign_scenes(rng, num_classes=4, per_class=6, bias=None)
+    scenes = demo.assign_scenes(rng, num_classes=4, per_class=6, bias=None)
     per_class = [Counter(s) for s in scenes]
     assert all(sorted(c.values()) == [1, 1, 2, 2] for c in per_class)
     assert Counter(s for row in scenes for s in row) == {0: 6, 1: 6, 2: 6, 3: 6}

@@ -41,9 +41,13 @@ from tqdm.auto import tqdm
 __all__ = [
     "DIRECTIONS",
     "SPLITS",
+    "assign_scenes",
     "demo_split",
+    "encode_frames",
     "ensure_demo_dataset",
     "make_demo_dataset",
+    "render_frames",
+    "video_spec",
 ]
 
 #: class name -> (dx, dy) in image coordinates (y grows downwards). The first ``num_classes`` are
@@ -86,7 +90,7 @@ def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
     return v - v * s * np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0)
 
 
-def _assign_scenes(
+def assign_scenes(
     rng: np.random.Generator, num_classes: int, per_class: int, bias: float | None
 ) -> list[list[int]]:
     """Scene id of every video, ``[class][i]``.
@@ -116,7 +120,7 @@ def _assign_scenes(
     return out
 
 
-def _video_spec(
+def video_spec(
     rng: np.random.Generator,
     cls: int,
     direction: tuple[int, int],
@@ -154,7 +158,7 @@ def _video_spec(
     }
 
 
-def _render(spec: dict, num_frames: int, size: tuple[int, int]) -> np.ndarray:
+def render_frames(spec: dict, num_frames: int, size: tuple[int, int]) -> np.ndarray:
     """The frames of one video, (T, H, W, 3) uint8 RGB."""
     h, w = size
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -197,7 +201,7 @@ def _rgb_to_yuv420(rgb: np.ndarray) -> np.ndarray:
     return np.clip(np.floor(planes + 0.5), 0, 255).astype(np.uint8)
 
 
-def _encode(
+def encode_frames(
     path: Path, frames: np.ndarray, fps: int, codec: str, *, gop: int | None = None
 ) -> None:
     """Encode deterministically: one encoder thread, no muxer timestamps or random ids; the
@@ -355,7 +359,7 @@ def make_demo_dataset(
             for s_idx, split in enumerate(SPLITS):
                 n = per_split[split]
                 bias = None if split == "test_debiased" else scene_bias
-                scenes = _assign_scenes(
+                scenes = assign_scenes(
                     np.random.default_rng([seed, 0, s_idx]), num_classes, n, bias
                 )
                 videos = []
@@ -366,18 +370,18 @@ def make_demo_dataset(
                     for i in range(n):
                         number += 1
                         rng = np.random.default_rng([seed, 1, s_idx, c, i])
-                        spec = _video_spec(
+                        spec = video_spec(
                             rng, c, DIRECTIONS[name], scenes[c][i], num_classes, (size[0], size[1])
                         )
-                        frames = _render(spec, num_frames, (size[0], size[1]))
+                        frames = render_frames(spec, num_frames, (size[0], size[1]))
                         youtube_id = f"demo{number:04d}"
                         stem = f"{youtube_id}_{0:06d}_{duration:06d}"
                         rel = f"{split}/{name}/{stem}.webm"
-                        _encode(staging / rel, frames, fps, "libvpx-vp9")
+                        encode_frames(staging / rel, frames, fps, "libvpx-vp9")
                         bar.update()
                         if h264:
                             mp4 = staging / "h264" / split / name / f"{stem}.mp4"
-                            _encode(mp4, frames, fps, "libx264")
+                            encode_frames(mp4, frames, fps, "libx264")
                             bar.update()
                         videos.append(
                             {"path": rel, "class": name, "youtube_id": youtube_id, **spec}

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from ...source.cuts import CutIndex
 from ...source.probe import probe_video
 from ...source.table_store import TableRef
-from ..demo import DIRECTIONS, _assign_scenes, _encode, _render, _video_spec
+from ..demo import DIRECTIONS, assign_scenes, encode_frames, render_frames, video_spec
 
 __all__ = ["BenchData", "bench_split", "make_bench_data"]
 
@@ -120,19 +120,19 @@ def _write_video(root: str, spec: BenchData, split: str, cls: int, i: int, frame
         return
     s_idx = _SPLITS.index(split)
     per_class = spec.videos_per_class if split == "train" else spec.long_per_class
-    scenes = _assign_scenes(
+    scenes = assign_scenes(
         np.random.default_rng([spec.seed, 0, s_idx]), spec.classes, per_class, None
     )
     name = _classes(spec)[cls]
     rng = np.random.default_rng([spec.seed, 1, s_idx, cls, i])
-    video = _video_spec(rng, cls, DIRECTIONS[name], scenes[cls][i], spec.classes, spec.size)
-    pixels = _render(video, frames, spec.size)
+    video = video_spec(rng, cls, DIRECTIONS[name], scenes[cls][i], spec.classes, spec.size)
+    pixels = render_frames(video, frames, spec.size)
     for ext in todo:
         path = Path(root) / _rel(spec, split, cls, i, ext)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.part.{ext}")
         try:
-            _encode(tmp, pixels, spec.fps, _FORMATS[ext], gop=spec.gop)
+            encode_frames(tmp, pixels, spec.fps, _FORMATS[ext], gop=spec.gop)
             _check_cuts(tmp, frames, spec.gop)
             os.replace(tmp, path)
         finally:

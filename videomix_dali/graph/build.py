@@ -87,7 +87,8 @@ def _pipeline_def(
     batch_size, num_threads, prefetch, device, device_id, seed, conditionals=False
 ) -> Callable:
     """``pipeline_def`` with the settings both graphs share (dynamic executor: zero-copy);
-    ``conditionals`` for per-sample branches (RandAugment's choice of operation)."""
+    ``conditionals`` for per-sample branches (RandAugment's choice of operation, the one
+    decode a run of a video's clips shares)."""
     return pipeline_def(
         batch_size=batch_size,
         num_threads=num_threads,
@@ -183,19 +184,21 @@ def _decoded(given: dict[str, DataNode], plan: GraphPlan) -> DataNode:
     ``frames`` (distinct, ascending) of the sample that decodes its run, then (``picks_frames``)
     the clip's own ``order`` of them."""
     decoder = "mixed" if plan.device == "gpu" else "cpu"
+
+    def decode() -> DataNode:
+        return fn.decoders.video(
+            given["encoded"], device=decoder, frames=given["frames"], pad_mode=NO_PAD
+        )
+
     if plan.shares_decodes:
         if given["decodes"]:
-            video = fn.decoders.video(
-                given["encoded"], device=decoder, frames=given["frames"], pad_mode=NO_PAD
-            )
+            video = decode()
         else:  # PLACEHOLDER's 3 bytes as one 1x1 frame, replaced below
             video = fn.reshape(given["encoded"], shape=[1, 1, 1, 3], layout="FHWC")
             video = video.gpu() if plan.device == "gpu" else video
         video = fn.permute_batch(video, indices=given["leader"])
     else:
-        video = fn.decoders.video(
-            given["encoded"], device=decoder, frames=given["frames"], pad_mode=NO_PAD
-        )
+        video = decode()
     if plan.picks_frames:
         video = fn.sequence_rearrange(video, new_order=given["order"])
     return video
